@@ -1,0 +1,72 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// One set of settings for every target (hummingbird's Package.swift does the same).
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "edgelog",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "edgelog", targets: ["edgelog"]),
+        .library(name: "EdgeLogStorage", targets: ["EdgeLogStorage"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        // Debian's C libraries, found through pkg-config. zlib is used directly rather than
+        // through compress-nio because a storage engine must tell a truncated gzip stream
+        // from a finished one, which compress-nio's inflate wrapper does not report.
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZstd",
+            pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLZ4",
+            pkgConfig: "liblz4",
+            providers: [.apt(["liblz4-dev"])]
+        ),
+        // CRC-32C with the CPU's own instruction (SSE 4.2 or ARMv8 CRC) where it has one.
+        .target(name: "CCRC32C"),
+        .target(
+            name: "EdgeLogStorage",
+            dependencies: [
+                "CCRC32C", "CZlib", "CZstd", "CLZ4",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "edgelog",
+            dependencies: [
+                "EdgeLogStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EdgeLogStorageTests",
+            dependencies: [
+                "EdgeLogStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,29 @@
+/// The codec in bits 0-2 of a RecordBatch's attributes.
+public enum CompressionCodec: Int16, Sendable, CaseIterable, CustomStringConvertible {
+    case none = 0
+    case gzip = 1
+    case snappy = 2
+    case lz4 = 3
+    case zstd = 4
+
+    public init?(name: String) {
+        guard let codec = Self.allCases.first(where: { $0.description == name.lowercased() }) else {
+            return nil
+        }
+        self = codec
+    }
+
+    public var description: String {
+        switch self {
+        case .none: "none"
+        case .gzip: "gzip"
+        case .snappy: "snappy"
+        case .lz4: "lz4"
+        case .zstd: "zstd"
+        }
+    }
+
+    /// Whether edgelog can compress and decompress with this codec (snappy it stores and
+    /// forwards, but cannot decode).
+    public var isSupported: Bool { self != .snappy }
+}
