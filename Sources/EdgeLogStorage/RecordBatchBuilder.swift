@@ -62,6 +62,13 @@ public struct RecordBatchBuilder {
         return ByteBuffer.varintSize(Int64(body)) + body
     }
 
+    /// An upper bound of the bytes `record` takes in any batch (largest offset and timestamp
+    /// deltas), for checking size limits before a record is queued.
+    public static func encodedSizeBound(of record: Record) -> Int {
+        let body = bodySize(record, offsetDelta: 0, timestampDelta: 0) + 4 + 9
+        return ByteBuffer.varintSize(Int64(body)) + body
+    }
+
     /// Appends a record; its offset delta is its position in the batch.
     public mutating func append(_ record: Record) {
         if recordCount == 0 {

@@ -63,10 +63,3 @@ private func hex(_ value: UInt32) -> String {
     "0x" + String(value, radix: 16, uppercase: false)
 }
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif

@@ -1,0 +1,263 @@
+import Logging
+public import NIOCore
+import Synchronization
+
+/// The result of an append: the offsets the log gave the appended records.
+public struct AppendResult: Sendable, Equatable {
+    public var baseOffset: Int64
+    public var lastOffset: Int64
+    public var recordCount: Int { Int(lastOffset - baseOffset + 1) }
+}
+
+/// One partition of a topic: an ordered list of segments in `<data>/<topic>-<partition>/`,
+/// one appender thread that owns all writes, and readers on any thread.
+///
+/// Offsets are dense and monotonic. Readers only ever see batches that the flush policy has
+/// made durable ("committed"), so a record that was read can never disappear in a crash.
+public final class PartitionLog: @unchecked Sendable {
+    public let topic: String
+    public let partition: Int32
+    public let directory: String
+    public let config: LogConfig
+    let logger: Logger
+    let budget: DiskBudget?
+
+    struct State {
+        var segments: [LogSegment]
+        var logStartOffset: Int64
+        /// End of the committed (acknowledged, readable) log.
+        var committedOffset: Int64
+        var committedPosition: Int64
+        /// Offset below which retention must not delete (data an upstream still needs).
+        var retentionFloor: Int64?
+        var fenceReason: String?
+        var recoveryPoint: RecoveryPoint
+        var checkpointedLogStart: Int64
+    }
+
+    struct RecoveryPoint: Equatable {
+        var offset: Int64
+        var segment: Int64
+        var position: Int64
+    }
+
+    let state: Mutex<State>
+    let appender: Appender
+
+    static let recoveryPointFile = "recovery-point.checkpoint"
+    static let logStartFile = "log-start.checkpoint"
+
+    public var name: String { "\(topic)-\(partition)" }
+
+    /// Offsets of the committed log.
+    public struct Offsets: Sendable, Equatable {
+        public var logStartOffset: Int64
+        public var logEndOffset: Int64
+    }
+
+    public var offsets: Offsets {
+        state.withLock { Offsets(logStartOffset: $0.logStartOffset, logEndOffset: $0.committedOffset) }
+    }
+
+    public var logStartOffset: Int64 { offsets.logStartOffset }
+    public var logEndOffset: Int64 { offsets.logEndOffset }
+
+    /// Bytes of all segments.
+    public var sizeBytes: Int64 { state.withLock { $0.segments } .reduce(0) { $0 + $1.sizeBytes } }
+
+    public var segments: [LogSegment] { state.withLock { $0.segments } }
+
+    /// Why the partition refuses appends, or nil when it accepts them.
+    public var fenceReason: String? { state.withLock { $0.fenceReason } }
+
+    public var retentionFloor: Int64? {
+        get { state.withLock { $0.retentionFloor } }
+        set { state.withLock { $0.retentionFloor = newValue } }
+    }
+
+    init(
+        topic: String, partition: Int32, directory: String, config: LogConfig, budget: DiskBudget?,
+        logger: Logger, state: State
+    ) {
+        self.topic = topic
+        self.partition = partition
+        self.directory = directory
+        self.config = config
+        self.budget = budget
+        var logger = logger
+        logger[metadataKey: "edgelog.partition"] = "\(topic)-\(partition)"
+        self.logger = logger
+        self.state = Mutex(state)
+        self.appender = Appender(config: config)
+        appender.start(partition: self)
+    }
+
+    // MARK: Reading
+
+    /// Whole stored batches starting with the one that holds `offset`, up to `maxBytes` (but at
+    /// least one batch), from a single segment; empty at the log end. The first batch may start
+    /// below `offset`, as in a Kafka fetch response.
+    public func read(from offset: Int64, maxBytes: Int) throws(StorageError) -> ByteBuffer {
+        let (segments, start, end, endPosition) = state.withLock {
+            ($0.segments, $0.logStartOffset, $0.committedOffset, $0.committedPosition)
+        }
+        guard offset >= start, offset <= end else {
+            throw .offsetOutOfRange(offset: offset, logStart: start, logEnd: end)
+        }
+        guard offset < end else { return ByteBuffer() }
+        guard var index = Self.segmentIndex(containing: offset, in: segments) else {
+            throw .offsetOutOfRange(offset: offset, logStart: start, logEnd: end)
+        }
+        while index < segments.count {
+            let segment = segments[index]
+            let limit = index == segments.count - 1 ? endPosition : segment.sizeBytes
+            if let position = try segment.position(of: offset, limit: limit) {
+                return try segment.readBatches(from: position, maxBytes: maxBytes, limit: limit)
+            }
+            index += 1
+        }
+        return ByteBuffer()
+    }
+
+    /// Decoded records from `offset` on, at most `maxRecords`, reading at most about `maxBytes`
+    /// of stored batches.
+    public func readRecords(
+        from offset: Int64, maxRecords: Int = .max, maxBytes: Int = 1024 * 1024, compressor: BatchCompressor
+    ) throws(StorageError) -> [Record] {
+        var records: [Record] = []
+        var next = offset
+        var budget = maxBytes
+        while records.count < maxRecords, budget > 0 {
+            var bytes = try read(from: next, maxBytes: budget)
+            guard bytes.readableBytes > 0 else { break }
+            budget -= bytes.readableBytes
+            while let size = RecordBatch.frameSize(in: bytes, at: bytes.readerIndex), let slice = bytes.readSlice(length: size) {
+                let batch = try RecordBatch(validating: slice)
+                try batch.verifyChecksum()
+                var iterator = try batch.records(using: compressor)
+                while let record = try iterator.next() {
+                    if record.offset >= next && records.count < maxRecords { records.append(record) }
+                }
+                next = max(next, batch.nextOffset)
+            }
+        }
+        return records
+    }
+
+    /// The first offset whose record timestamp is at least `timestamp`; the log end offset when
+    /// every record is older (Kafka's ListOffsets answer).
+    public func offset(forTimestamp timestamp: Int64, compressor: BatchCompressor) throws(StorageError) -> Int64 {
+        let (segments, end, endPosition) = state.withLock { ($0.segments, $0.committedOffset, $0.committedPosition) }
+        for (index, segment) in segments.enumerated() {
+            let isLast = index == segments.count - 1
+            guard isLast || segment.maxTimestamp >= timestamp else { continue }
+            let limit = isLast ? endPosition : segment.sizeBytes
+            if let offset = try segment.offset(forTimestamp: timestamp, limit: limit, compressor: compressor) {
+                return offset
+            }
+        }
+        return end
+    }
+
+    static func segmentIndex(containing offset: Int64, in segments: [LogSegment]) -> Int? {
+        var low = 0
+        var high = segments.count - 1
+        var found: Int? = nil
+        while low <= high {
+            let middle = (low + high) / 2
+            if segments[middle].baseOffset <= offset {
+                found = middle
+                low = middle + 1
+            } else {
+                high = middle - 1
+            }
+        }
+        return found
+    }
+
+    // MARK: Retention
+
+    /// Deletes segments that retention by age and size allows (never the active one, never one
+    /// holding offsets at or above the retention floor). Returns the bytes freed.
+    @discardableResult
+    public func applyRetention(nowMs: Int64) -> Int64 {
+        var freed: Int64 = 0
+        if let retentionMs = config.retentionMs {
+            freed += deleteOldSegments { segment, _ in
+                nowMs - segment.retentionTimestampMs > retentionMs
+            }
+        }
+        if let retentionBytes = config.retentionBytes {
+            // Kafka's rule: delete the oldest segment while what remains is still at least
+            // retentionBytes.
+            var total = sizeBytes
+            freed += deleteOldSegments { segment, _ in
+                guard total - segment.sizeBytes >= retentionBytes else { return false }
+                total -= segment.sizeBytes
+                return true
+            }
+        }
+        return freed
+    }
+
+    /// Deletes the oldest segment if the floor allows it: for the disk budget's drop-oldest.
+    func deleteOldestSegment() -> Int64 {
+        var done = false
+        return deleteOldSegments { _, _ in
+            defer { done = true }
+            return !done
+        }
+    }
+
+    /// Deletes leading segments while `shouldDelete` says so, stopping at the first it refuses,
+    /// at the active segment and at the retention floor.
+    private func deleteOldSegments(_ shouldDelete: (LogSegment, Int) -> Bool) -> Int64 {
+        let removed: [LogSegment] = state.withLock { state in
+            var removed: [LogSegment] = []
+            while state.segments.count > 1 {
+                let segment = state.segments[0]
+                let nextBase = state.segments[1].baseOffset
+                if let floor = state.retentionFloor, nextBase > floor { break }
+                guard shouldDelete(segment, removed.count) else { break }
+                removed.append(state.segments.removeFirst())
+                state.logStartOffset = nextBase
+            }
+            return removed
+        }
+        guard !removed.isEmpty else { return 0 }
+        writeLogStartCheckpoint()
+        var freed: Int64 = 0
+        for segment in removed {
+            freed += segment.sizeBytes
+            // Open readers keep the descriptor, so unlinking under them is safe.
+            for path in [segment.logPath, segment.indexPath, segment.timeIndexPath] {
+                do { try FileSystem.remove(path) } catch {
+                    logger.warning("could not delete \(path): \(error)")
+                }
+            }
+            logger.info(
+                "deleted segment",
+                metadata: ["edgelog.segment": "\(segment.logPath)", "edgelog.bytes": "\(segment.sizeBytes)"])
+        }
+        budget?.release(freed)
+        return freed
+    }
+
+    func writeLogStartCheckpoint() {
+        let start = state.withLock { $0.logStartOffset }
+        do {
+            try Checkpoint(["offset": start]).write(to: directory + "/" + Self.logStartFile)
+            state.withLock { $0.checkpointedLogStart = start }
+        } catch {
+            logger.warning("could not write the log start checkpoint: \(error)")
+        }
+    }
+
+    // MARK: Closing
+
+    /// Drains pending appends, flushes, writes the recovery point (so the next open scans
+    /// nothing) and stops the appender thread. Idempotent.
+    public func close() {
+        appender.close()
+    }
+}

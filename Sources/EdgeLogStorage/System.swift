@@ -1,0 +1,8 @@
+// The C library, for positional I/O, fsync and directory operations.
+#if canImport(Glibc)
+@_exported import Glibc
+#elseif canImport(Musl)
+@_exported import Musl
+#elseif canImport(Darwin)
+@_exported import Darwin
+#endif
