@@ -41,6 +41,33 @@ public struct LogConfig: Sendable, Hashable, Codable {
     public var checkpointIntervalMs: Int64 = 1000
 
     public init() {}
+
+    // Decoding takes the default for every missing key, so a topic file written by an older
+    // edgelog still opens.
+    private enum CodingKeys: String, CodingKey {
+        case segmentBytes, segmentMs, indexIntervalBytes, maxBatchBytes, lingerMicroseconds, codec
+        case compressionLevel, flush, retentionMs, retentionBytes, checkpointIntervalMs
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        var config = LogConfig()
+        config.segmentBytes = try container.decodeIfPresent(Int64.self, forKey: .segmentBytes) ?? config.segmentBytes
+        config.segmentMs = try container.decodeIfPresent(Int64.self, forKey: .segmentMs) ?? config.segmentMs
+        config.indexIntervalBytes =
+            try container.decodeIfPresent(Int.self, forKey: .indexIntervalBytes) ?? config.indexIntervalBytes
+        config.maxBatchBytes = try container.decodeIfPresent(Int.self, forKey: .maxBatchBytes) ?? config.maxBatchBytes
+        config.lingerMicroseconds =
+            try container.decodeIfPresent(Int64.self, forKey: .lingerMicroseconds) ?? config.lingerMicroseconds
+        config.codec = try container.decodeIfPresent(CompressionCodec.self, forKey: .codec) ?? config.codec
+        config.compressionLevel = try container.decodeIfPresent(Int32.self, forKey: .compressionLevel)
+        config.flush = try container.decodeIfPresent(FlushPolicy.self, forKey: .flush) ?? config.flush
+        config.retentionMs = try container.decodeIfPresent(Int64.self, forKey: .retentionMs)
+        config.retentionBytes = try container.decodeIfPresent(Int64.self, forKey: .retentionBytes)
+        config.checkpointIntervalMs =
+            try container.decodeIfPresent(Int64.self, forKey: .checkpointIntervalMs) ?? config.checkpointIntervalMs
+        self = config
+    }
 }
 
 extension CompressionCodec: Codable {}

@@ -19,6 +19,15 @@ public final class LogFile: @unchecked Sendable {
         self.descriptor = fd
     }
 
+    /// Opens an existing file for reading only (O_RDONLY), for tools that inspect a log without
+    /// changing it; `write` and `truncate` on it fail with EBADF.
+    public init(readOnlyPath path: String) throws(StorageError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .io(operation: "open", path: path, errno: errno) }
+        self.path = path
+        self.descriptor = fd
+    }
+
     deinit {
         close(descriptor)
     }
