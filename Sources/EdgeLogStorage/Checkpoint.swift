@@ -39,7 +39,7 @@ public struct Checkpoint: Sendable, Equatable {
     /// The checkpoint at `path`, or nil when there is none.
     public static func read(from path: String) throws(StorageError) -> Checkpoint? {
         guard FileSystem.exists(path) else { return nil }
-        let file = try LogFile(path: path, create: false)
+        let file = try LogFile(readOnlyPath: path)
         let size = try file.size()
         guard size <= 64 * 1024 else { throw .corruptCheckpoint(path: path, reason: "\(size) bytes is too large") }
         var bytes = try file.read(at: 0, length: Int(size))

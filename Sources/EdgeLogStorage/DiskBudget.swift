@@ -20,6 +20,7 @@ public final class DiskBudget: Sendable {
     private let reclaimer: Mutex<(@Sendable (Int64) -> Int64)?>
 
     public init(limitBytes: Int64, policy: OverflowPolicy, usedBytes: Int64 = 0) {
+        precondition(limitBytes > 0, "a disk budget must be positive")
         self.limitBytes = limitBytes
         self.policy = policy
         self.used = Atomic(usedBytes)
@@ -49,7 +50,9 @@ public final class DiskBudget: Sendable {
         used.subtract(bytes, ordering: .relaxed)
     }
 
-    func add(_ bytes: Int64) {
-        used.add(bytes, ordering: .relaxed)
+    /// Sets the count to what the data directory really uses (at open, and after each
+    /// retention pass, so that index files and checkpoints do not drift out of the count).
+    func reset(toUsedBytes bytes: Int64) {
+        used.store(bytes, ordering: .relaxed)
     }
 }

@@ -64,22 +64,30 @@ public struct TimeIndexEntry: IndexEntry {
     }
 }
 
-extension Array where Element: IndexEntry {
-    /// The last entry whose key is at most `key` (Kafka's "largest lower bound"), or nil.
-    public func floor(_ key: Int64) -> Element? {
+extension Array {
+    /// Index of the last element whose key is at most `key`, for arrays sorted by that key
+    /// (Kafka's "largest lower bound" lookup); nil when every key is larger.
+    func floorIndex(_ key: Int64, by keyOf: (Element) -> Int64) -> Int? {
         var low = 0
         var high = count - 1
-        var found: Element? = nil
+        var found: Int? = nil
         while low <= high {
             let middle = (low + high) / 2
-            if self[middle].key <= key {
-                found = self[middle]
+            if keyOf(self[middle]) <= key {
+                found = middle
                 low = middle + 1
             } else {
                 high = middle - 1
             }
         }
         return found
+    }
+}
+
+extension Array where Element: IndexEntry {
+    /// The last entry whose key is at most `key`, or nil.
+    public func floor(_ key: Int64) -> Element? {
+        floorIndex(key, by: \.key).map { self[$0] }
     }
 
     /// The last entry whose key is below `key`, or nil.

@@ -68,6 +68,7 @@ public final class LogManager: Sendable {
                 name: name, config: metadata.config, partitions: partitions,
                 partitioner: Partitioner(nullKeyStrategy: configuration.nullKeyStrategy))
         }
+        budget?.reset(toUsedBytes: FileSystem.usedBytes(under: root))
         let manager = LogManager(configuration: configuration, budget: budget, logger: logger, topics: topics)
         budget?.setReclaimer { [weak manager] bytes in manager?.dropOldest(atLeast: bytes) ?? 0 }
         manager.retentionThread?.start(manager)
@@ -183,6 +184,7 @@ public final class LogManager: Sendable {
         for topic in topics {
             for partition in topic.partitions { freed += partition.applyRetention(nowMs: nowMs) }
         }
+        budget?.reset(toUsedBytes: FileSystem.usedBytes(under: configuration.dataDirectory))
         return freed
     }
 

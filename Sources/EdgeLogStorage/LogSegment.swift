@@ -149,11 +149,13 @@ public final class LogSegment: @unchecked Sendable {
     /// `expectedOffset`) to the end of the file, checking each batch's framing, CRC and offset;
     /// truncates the log at the first bad or torn batch; rebuilds the index entries of the
     /// scanned range. Entries and state below `position` are kept (loaded from the index files).
-    func recover(from position: Int64, expectedOffset: Int64, maxBatchBytes: Int) throws(StorageError) -> RecoveryOutcome {
+    func recover(
+        from position: Int64, expectedOffset: Int64, knownMaxTimestamp: Int64 = -1, maxBatchBytes: Int
+    ) throws(StorageError) -> RecoveryOutcome {
         let fileSize = try log.size()
         var offsets = position > 0 ? try offsetIndex.load().filter { $0.position < position } : []
         var times = position > 0 ? try timeIndex.load().filter { $0.offset < expectedOffset } : []
-        var maxTimestamp = times.last?.timestamp ?? -1
+        var maxTimestamp = position > 0 ? max(times.last?.timestamp ?? -1, knownMaxTimestamp) : -1
         var scanned = 0
         var validEnd = position
         var nextOffset = expectedOffset

@@ -137,8 +137,6 @@ final class Appender: @unchecked Sendable {
     var exited = false
     private var thread: Thread?
 
-    init(config: LogConfig) {}
-
     func start(partition: PartitionLog) {
         let thread = Thread { partition.runWriter() }
         thread.name = "edgelog-append-\(partition.name)"

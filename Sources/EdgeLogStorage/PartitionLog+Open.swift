@@ -106,13 +106,13 @@ extension PartitionLog {
         }
 
         // Where the scan starts: the recovery point, if it names a segment that has those bytes.
-        var scanFrom = (index: 0, position: Int64(0), offset: segments[0].baseOffset)
+        var scanFrom = (index: 0, position: Int64(0), offset: segments[0].baseOffset, maxTimestamp: Int64(-1))
         if let point = recoveryPoint, let segmentBase = point["segment"], let position = point["position"],
             let offset = point["offset"], let index = segments.firstIndex(where: { $0.baseOffset == segmentBase })
         {
             let size = try segments[index].log.size()
             if position >= 0, position <= size, offset >= segmentBase {
-                scanFrom = (index, position, offset)
+                scanFrom = (index, position, offset, point["max-timestamp"] ?? -1)
             } else {
                 report.checkpointProblem = "recovery point \(segmentBase):\(position) lies past the end of the segment (\(size) bytes)"
             }
@@ -131,7 +131,10 @@ extension PartitionLog {
                 logger.warning("rebuilding index", metadata: ["edgelog.segment": "\(segment.logPath)"])
             }
             let (position, offset) = index == scanFrom.index ? (scanFrom.position, scanFrom.offset) : (0, segment.baseOffset)
-            let outcome = try segment.recover(from: position, expectedOffset: offset, maxBatchBytes: max(config.maxBatchBytes, 64 << 20))
+            let knownMaxTimestamp = index == scanFrom.index ? scanFrom.maxTimestamp : -1
+            let outcome = try segment.recover(
+                from: position, expectedOffset: offset, knownMaxTimestamp: knownMaxTimestamp,
+                maxBatchBytes: max(config.maxBatchBytes, 64 << 20))
             report.segmentsScanned += 1
             report.batchesScanned += outcome.batchesScanned
             report.bytesScanned += outcome.validBytes - position + outcome.truncatedBytes
@@ -147,9 +150,6 @@ extension PartitionLog {
                         "edgelog.bytes": "\(cut.bytesRemoved)", "edgelog.first_lost_offset": "\(cut.firstLostOffset)",
                         "edgelog.reason": "\(problem)",
                     ])
-            }
-            if index == scanFrom.index && position > 0 {
-                report.segmentsLoaded += 0
             }
         }
 
@@ -187,15 +187,12 @@ extension PartitionLog {
         let state = State(
             segments: segments, logStartOffset: start, committedOffset: end, committedPosition: last.sizeBytes,
             retentionFloor: nil, fenceReason: nil,
-            recoveryPoint: RecoveryPoint(offset: end, segment: last.baseOffset, position: last.sizeBytes),
+            recoveryPoint: RecoveryPoint(offset: end, segment: last, position: last.sizeBytes),
             checkpointedLogStart: start)
-        var budgetBytes: Int64 = 0
-        for segment in segments { budgetBytes += segment.sizeBytes }
-        budget?.add(budgetBytes)
         let log = PartitionLog(
             topic: topic, partition: partition, directory: directory, config: config, budget: budget, logger: logger,
             state: state)
-        log.writeRecoveryPointIfMoved(force: true)
+        log.writeRecoveryPoint()
         if report.cutData || report.checkpointProblem != nil || !report.rebuiltIndexes.isEmpty {
             logger.warning("recovered partition", metadata: ["edgelog.report": "\(report)"])
         } else {

@@ -70,7 +70,7 @@ extension PartitionLog {
                 lastFlushNanos = now
             }
             if now - lastCheckpointNanos >= checkpointNanos {
-                writeRecoveryPointIfMoved()
+                writeRecoveryPoint()
                 lastCheckpointNanos = now
             }
         }
@@ -174,7 +174,7 @@ extension PartitionLog {
             $0.committedOffset = nextOffset
             $0.committedPosition = endPosition
             if config.flush == .always {
-                $0.recoveryPoint = RecoveryPoint(offset: nextOffset, segment: segment.baseOffset, position: endPosition)
+                $0.recoveryPoint = RecoveryPoint(offset: nextOffset, segment: segment, position: endPosition)
             }
         }
         for (pending, result) in zip(scratch.group, scratch.results) {
@@ -220,7 +220,7 @@ extension PartitionLog {
         state.withLock {
             $0.segments.append(segment)
             $0.committedPosition = 0
-            $0.recoveryPoint = RecoveryPoint(offset: nextOffset, segment: nextOffset, position: 0)
+            $0.recoveryPoint = RecoveryPoint(offset: nextOffset, segment: segment, position: 0)
         }
         logger.debug("rolled segment", metadata: ["edgelog.base_offset": "\(nextOffset)"])
         return segment
@@ -232,18 +232,17 @@ extension PartitionLog {
         do {
             try segment.sync()
             state.withLock {
-                $0.recoveryPoint = RecoveryPoint(offset: offset, segment: segment.baseOffset, position: position)
+                $0.recoveryPoint = RecoveryPoint(offset: offset, segment: segment, position: position)
             }
         } catch {
             fence(because: "\(error)")
         }
     }
 
-    func writeRecoveryPointIfMoved(force: Bool = false) {
+    func writeRecoveryPoint() {
         let point = state.withLock { $0.recoveryPoint }
         do {
-            try Checkpoint(["offset": point.offset, "segment": point.segment, "position": point.position])
-                .write(to: directory + "/" + Self.recoveryPointFile)
+            try point.checkpoint.write(to: directory + "/" + Self.recoveryPointFile)
         } catch {
             logger.warning("could not write the recovery point: \(error)")
         }
@@ -256,9 +255,9 @@ extension PartitionLog {
         do {
             try segment.finishWrites()
             state.withLock {
-                $0.recoveryPoint = RecoveryPoint(offset: offset, segment: segment.baseOffset, position: position)
+                $0.recoveryPoint = RecoveryPoint(offset: offset, segment: segment, position: position)
             }
-            writeRecoveryPointIfMoved(force: true)
+            writeRecoveryPoint()
         } catch {
             fence(because: "\(error)")
         }

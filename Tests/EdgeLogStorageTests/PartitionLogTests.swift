@@ -132,6 +132,20 @@ import Testing
         log.close()
     }
 
+    @Test func segmentsRollByAge() async throws {
+        let directory = Fixtures.temporaryDirectory()
+        defer { Fixtures.remove(directory) }
+        var config = LogConfig()
+        config.segmentMs = 5
+        let (log, _) = try Self.open(directory, config: config)
+        _ = try await log.append(Self.records(0..<3))
+        let created = log.segments[0].rollTimestampMs
+        while wallClockMs() <= created + 5 { await Task.yield() }
+        _ = try await log.append(Self.records(3..<6))
+        #expect(log.segments.map(\.baseOffset) == [0, 3])
+        log.close()
+    }
+
     @Test func timestampLookupFindsTheFirstRecordAtOrAfter() async throws {
         let directory = Fixtures.temporaryDirectory()
         defer { Fixtures.remove(directory) }

@@ -1,0 +1,40 @@
+/// One line of `edgelog bench`'s report: a measurement, the reference it is compared with
+/// (measured in the same run on the same machine), their ratio and the target.
+struct BenchResult {
+    var name: String
+    var value: Double
+    var unit: String
+    var reference: String?
+    var referenceValue: Double?
+    var target: String?
+    var note: String?
+
+    var ratio: Double? {
+        guard let referenceValue, referenceValue > 0 else { return nil }
+        return value / referenceValue
+    }
+
+    static func markdownTable(_ results: [BenchResult]) -> String {
+        var lines = [
+            "| benchmark | result | reference (same run) | ratio | target | note |",
+            "|---|---|---|---|---|---|",
+        ]
+        for result in results {
+            let reference = result.reference.map { name in
+                "\(name): \(format(result.referenceValue ?? 0)) \(result.unit)"
+            } ?? "-"
+            let ratio = result.ratio.map { String(format: "%.2f", $0) } ?? "-"
+            lines.append(
+                "| \(result.name) | \(format(result.value)) \(result.unit) | \(reference) | \(ratio) | \(result.target ?? "-") | \(result.note ?? "") |")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func format(_ value: Double) -> String {
+        if value >= 100 { return String(format: "%.0f", value) }
+        if value >= 1 { return String(format: "%.2f", value) }
+        return String(format: "%.4f", value)
+    }
+}
+
+import Foundation

@@ -1,0 +1,18 @@
+import ArgumentParser
+
+/// The `edgelog` command line. Each subcommand lives in its own file; a new one is added by
+/// listing it in `subcommands` below.
+///
+/// The root is an `AsyncParsableCommand` so that async subcommands (a server) can run under it;
+/// synchronous ones run as they are.
+@main
+struct Edgelog: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "edgelog",
+        abstract: "An edge ingestion gateway with a Kafka-format commit log",
+        subcommands: [
+            LogCommand.self,
+            DemoCommand.self,
+            BenchCommand.self,
+        ])
+}

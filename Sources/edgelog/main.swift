@@ -1,2 +1,0 @@
-import EdgeLogStorage
-print("edgelog")
