@@ -62,6 +62,8 @@ extension PartitionLog {
 
             if !scratch.group.isEmpty {
                 if writeGroup(&scratch) { dirty = true }
+                // Drop the records and completions now rather than when the next group comes.
+                scratch.group.removeAll(keepingCapacity: true)
             }
             let now = monotonicNanos()
             if dirty, let flushIntervalNanos, now - lastFlushNanos >= flushIntervalNanos {
@@ -100,15 +102,12 @@ extension PartitionLog {
                 switch pending.payload {
                 case .records(let records):
                     for record in records {
-                        if scratch.builder.recordCount == 0 {
-                            scratch.builderBaseOffset = nextOffset
-                        } else if scratch.builder.uncompressedBatchBytes + scratch.builder.encodedSize(of: record)
-                            > config.maxBatchBytes
-                        {
+                        if scratch.builder.recordCount == 0 { scratch.builderBaseOffset = nextOffset }
+                        if !scratch.builder.append(record, ifBatchStaysUnder: config.maxBatchBytes) {
                             try finishBatch(&scratch)
                             scratch.builderBaseOffset = nextOffset
+                            scratch.builder.append(record)
                         }
-                        scratch.builder.append(record)
                         nextOffset += 1
                     }
                 case .batches(var batches):

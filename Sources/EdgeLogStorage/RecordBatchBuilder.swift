@@ -55,13 +55,6 @@ public struct RecordBatchBuilder {
     /// Size of the batch if it were finished now without compression.
     public var uncompressedBatchBytes: Int { RecordBatch.Layout.headerSize + records.readableBytes }
 
-    /// Bytes one record will add to the batch, before compression.
-    public func encodedSize(of record: Record) -> Int {
-        let timestampDelta = recordCount == 0 ? 0 : record.timestamp - firstTimestamp
-        let body = Self.bodySize(record, offsetDelta: Int64(recordCount), timestampDelta: timestampDelta)
-        return ByteBuffer.varintSize(Int64(body)) + body
-    }
-
     /// An upper bound of the bytes `record` takes in any batch (largest offset and timestamp
     /// deltas), for checking size limits before a record is queued.
     public static func encodedSizeBound(of record: Record) -> Int {
@@ -71,26 +64,38 @@ public struct RecordBatchBuilder {
 
     /// Appends a record; its offset delta is its position in the batch.
     public mutating func append(_ record: Record) {
-        if recordCount == 0 {
-            firstTimestamp = record.timestamp
-        }
-        maxTimestamp = Swift.max(maxTimestamp, record.timestamp)
-        let timestampDelta = record.timestamp - firstTimestamp
+        _ = append(record, ifBatchStaysUnder: .max)
+    }
+
+    /// Appends a record unless that would make the uncompressed batch larger than `maxBytes`
+    /// (an empty batch always takes it). Returns whether it was appended.
+    public mutating func append(_ record: Record, ifBatchStaysUnder maxBytes: Int) -> Bool {
+        let first = recordCount == 0 ? record.timestamp : firstTimestamp
+        let timestampDelta = record.timestamp - first
         let offsetDelta = Int64(recordCount)
         let body = Self.bodySize(record, offsetDelta: offsetDelta, timestampDelta: timestampDelta)
-        records.writeVarint(Int64(body))
-        records.writeInteger(UInt8(0))  // record attributes: unused
-        records.writeVarint(timestampDelta)
-        records.writeVarint(offsetDelta)
-        Self.writeBytes(record.key, into: &records)
-        Self.writeBytes(record.value, into: &records)
-        records.writeVarint(Int64(record.headers.count))
-        for header in record.headers {
-            records.writeVarint(Int64(header.key.utf8.count))
-            records.writeString(header.key)
-            Self.writeBytes(header.value, into: &records)
+        let size = ByteBuffer.varintSize(Int64(body)) + body
+        guard recordCount == 0 || uncompressedBatchBytes + size <= maxBytes else { return false }
+        firstTimestamp = first
+        maxTimestamp = Swift.max(maxTimestamp, record.timestamp)
+        records.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { memory in
+            var writer = RawRecordWriter(memory)
+            writer.varint(Int64(body))
+            writer.byte(0)  // record attributes: unused
+            writer.varint(timestampDelta)
+            writer.varint(offsetDelta)
+            writer.lengthPrefixed(record.key)
+            writer.lengthPrefixed(record.value)
+            writer.varint(Int64(record.headers.count))
+            for header in record.headers {
+                writer.lengthPrefixed(header.key)
+                writer.lengthPrefixed(header.value)
+            }
+            assert(writer.written == size, "record size \(size) computed, \(writer.written) written")
+            return size
         }
         recordCount += 1
+        return true
     }
 
     /// Writes the finished batch with `baseOffset` to `output` and returns its size in bytes.
@@ -142,15 +147,5 @@ public struct RecordBatchBuilder {
     static func bytesFieldSize(_ bytes: ByteBuffer?) -> Int {
         guard let bytes else { return 1 }
         return ByteBuffer.varintSize(Int64(bytes.readableBytes)) + bytes.readableBytes
-    }
-
-    @inlinable
-    static func writeBytes(_ bytes: ByteBuffer?, into buffer: inout ByteBuffer) {
-        guard let bytes else {
-            buffer.writeVarint(-1)
-            return
-        }
-        buffer.writeVarint(Int64(bytes.readableBytes))
-        buffer.writeImmutableBuffer(bytes)
     }
 }

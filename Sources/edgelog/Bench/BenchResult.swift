@@ -6,6 +6,8 @@ struct BenchResult {
     var unit: String
     var reference: String?
     var referenceValue: Double?
+    /// The reference's unit when it differs from the result's (fsyncs/s against records/s).
+    var referenceUnit: String?
     var target: String?
     var note: String?
 
@@ -21,7 +23,7 @@ struct BenchResult {
         ]
         for result in results {
             let reference = result.reference.map { name in
-                "\(name): \(format(result.referenceValue ?? 0)) \(result.unit)"
+                "\(name): \(format(result.referenceValue ?? 0)) \(result.referenceUnit ?? result.unit)"
             } ?? "-"
             let ratio = result.ratio.map { String(format: "%.2f", $0) } ?? "-"
             lines.append(
