@@ -93,7 +93,7 @@ public final class LogManager: Sendable {
                 let data = try Data(contentsOf: URL(fileURLWithPath: path))
                 found[name] = try JSONDecoder().decode(TopicMetadata.self, from: data)
             } catch {
-                logger.error("unreadable topic file; using default settings", metadata: ["edgelog.path": "\(path)", "edgelog.error": "\(error)"])
+                logger.info("unreadable topic file; using default settings", metadata: ["edgelog.path": "\(path)", "edgelog.error": "\(error)"])
             }
         }
         for entry in try FileSystem.list(root) where FileSystem.isDirectory(root + "/" + entry) {
@@ -208,7 +208,7 @@ public final class LogManager: Sendable {
             if !progressed { break }
         }
         if freed > 0 {
-            logger.warning("disk budget: dropped oldest segments", metadata: ["edgelog.bytes": "\(freed)"])
+            logger.info("disk budget: dropped oldest segments", metadata: ["edgelog.bytes": "\(freed)"])
         }
         return freed
     }

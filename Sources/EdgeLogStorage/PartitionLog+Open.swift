@@ -84,13 +84,13 @@ extension PartitionLog {
             if recoveryPoint == nil && !bases.isEmpty { report.checkpointProblem = "no recovery point checkpoint" }
         } catch {
             report.checkpointProblem = error.description
-            logger.warning("recovering every segment", metadata: ["edgelog.reason": "\(error)"])
+            logger.info("recovering every segment", metadata: ["edgelog.reason": "\(error)"])
         }
         var logStartCheckpoint: Int64? = nil
         do {
             logStartCheckpoint = try Checkpoint.read(from: directory + "/" + logStartFile)?["offset"]
         } catch {
-            logger.warning("ignoring the log start checkpoint", metadata: ["edgelog.reason": "\(error)"])
+            logger.info("ignoring the log start checkpoint", metadata: ["edgelog.reason": "\(error)"])
         }
 
         var segments: [LogSegment] = []
@@ -128,7 +128,7 @@ extension PartitionLog {
                     continue
                 }
                 report.rebuiltIndexes.append(segment.logPath)
-                logger.warning("rebuilding index", metadata: ["edgelog.segment": "\(segment.logPath)"])
+                logger.info("rebuilding index", metadata: ["edgelog.segment": "\(segment.logPath)"])
             }
             let (position, offset) = index == scanFrom.index ? (scanFrom.position, scanFrom.offset) : (0, segment.baseOffset)
             let knownMaxTimestamp = index == scanFrom.index ? scanFrom.maxTimestamp : -1
@@ -143,7 +143,7 @@ extension PartitionLog {
                     segment: segment.logPath, position: outcome.validBytes, bytesRemoved: outcome.truncatedBytes,
                     firstLostOffset: outcome.nextOffset, reason: problem)
                 report.truncations.append(cut)
-                logger.error(
+                logger.info(
                     "truncated a torn or corrupt tail",
                     metadata: [
                         "edgelog.segment": "\(cut.segment)", "edgelog.position": "\(cut.position)",
@@ -194,7 +194,7 @@ extension PartitionLog {
             state: state)
         log.writeRecoveryPoint()
         if report.cutData || report.checkpointProblem != nil || !report.rebuiltIndexes.isEmpty {
-            logger.warning("recovered partition", metadata: ["edgelog.report": "\(report)"])
+            logger.info("recovered partition", metadata: ["edgelog.report": "\(report)"])
         } else {
             logger.debug("opened partition", metadata: ["edgelog.report": "\(report)"])
         }

@@ -199,7 +199,7 @@ extension PartitionLog {
     }
 
     func fence(because reason: String) {
-        logger.error("partition refuses further appends", metadata: ["edgelog.reason": "\(reason)"])
+        logger.info("partition refuses further appends", metadata: ["edgelog.reason": "\(reason)"])
         state.withLock { if $0.fenceReason == nil { $0.fenceReason = reason } }
     }
 
@@ -243,7 +243,7 @@ extension PartitionLog {
         do {
             try point.checkpoint.write(to: directory + "/" + Self.recoveryPointFile)
         } catch {
-            logger.warning("could not write the recovery point: \(error)")
+            logger.info("could not write the recovery point: \(error)")
         }
     }
 

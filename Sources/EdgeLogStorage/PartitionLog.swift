@@ -14,6 +14,9 @@ public struct AppendResult: Sendable, Equatable {
 ///
 /// Offsets are dense and monotonic. Readers only ever see batches that the flush policy has
 /// made durable ("committed"), so a record that was read can never disappear in a crash.
+///
+/// As a library it logs at info and below; what an operator must see comes back as values:
+/// the `RecoveryReport` of `open`, `fenceReason`, and the errors of appends.
 public final class PartitionLog: @unchecked Sendable {
     public let topic: String
     public let partition: Int32
@@ -234,7 +237,7 @@ public final class PartitionLog: @unchecked Sendable {
             for path in [segment.logPath, segment.indexPath, segment.timeIndexPath] {
                 freed += FileSystem.size(path) ?? 0
                 do { try FileSystem.remove(path) } catch {
-                    logger.warning("could not delete \(path): \(error)")
+                    logger.info("could not delete \(path): \(error)")
                 }
             }
             logger.info(
@@ -251,7 +254,7 @@ public final class PartitionLog: @unchecked Sendable {
             try Checkpoint(["offset": start]).write(to: directory + "/" + Self.logStartFile)
             state.withLock { $0.checkpointedLogStart = start }
         } catch {
-            logger.warning("could not write the log start checkpoint: \(error)")
+            logger.info("could not write the log start checkpoint: \(error)")
         }
     }
 

@@ -200,6 +200,20 @@ struct KafkaPythonInteropTests {
         #expect(result.hashes.count == keys.count)
         #expect(result.hashesInt32 == result.hashes.map { Int32(bitPattern: $0) })
     }
+
+    @Test func ourPartitionerAgreesWithKafkaPython() throws {
+        var generator = SystemRandomNumberGenerator()
+        var keys: [ByteBuffer] = [ByteBuffer(), ByteBuffer(string: "device-17"), ByteBuffer(string: "sensors/site-3/pump-2")]
+        for length in 1...200 {
+            keys.append(ByteBuffer(bytes: (0..<(length % 67 + 1)).map { _ in UInt8.random(in: 0...255, using: &generator) }))
+        }
+        for partitionCount in [1, 3, 12, 1000] {
+            let theirs = try python.murmur2(keys, partitions: partitionCount)
+            let ours = keys.map { Int(Murmur2.partition(for: $0, partitionCount: Int32(partitionCount))) }
+            #expect(ours == theirs.partitions, "\(partitionCount) partitions")
+            #expect(keys.map { Murmur2.hash($0) } == theirs.hashesInt32)
+        }
+    }
 }
 
 // MARK: - Samples and helpers

@@ -108,6 +108,39 @@ import Testing
         log.close()
     }
 
+    @Test func readersRacingTheWriterSeeOnlyWholeCommittedBatches() async throws {
+        let directory = Fixtures.temporaryDirectory()
+        defer { Fixtures.remove(directory) }
+        var config = LogConfig()
+        config.codec = .none
+        config.segmentBytes = 32 * 1024
+        config.flush = .interval(milliseconds: 5)
+        let (log, _) = try Self.open(directory, config: config)
+        let total = 3000
+        async let written: Void = {
+            for start in stride(from: 0, to: total, by: 10) {
+                _ = try await log.append(Self.records(start..<(start + 10)))
+            }
+        }()
+        // Follow the log while the writer appends and rolls segments.
+        let compressor = BatchCompressor()
+        var rounds = 0
+        var next: Int64 = 0
+        while next < Int64(total) {
+            let end = log.logEndOffset
+            let records = try log.readRecords(from: next, maxBytes: 1 << 26, compressor: compressor)
+            #expect(next + Int64(records.count) >= end, "everything committed before the read is readable")
+            #expect(records.map(\.offset) == Array(next..<(next + Int64(records.count))), "no gaps, no duplicates")
+            next += Int64(records.count)
+            rounds += 1
+            if records.isEmpty { try await Task.sleep(for: .milliseconds(1)) }
+        }
+        try await written
+        #expect(rounds > 1)
+        #expect(log.segments.count > 1)
+        log.close()
+    }
+
     @Test func segmentsRollBySizeAndIndexesFindEveryOffset() async throws {
         let directory = Fixtures.temporaryDirectory()
         defer { Fixtures.remove(directory) }

@@ -197,6 +197,29 @@ import Testing
         #expect(FileSystem.exists(directory + "/t-0/00000000000000000000.log"))
     }
 
+    @Test func recoveryFromTheMiddleOfASegmentKeepsItsLargestTimestamp() throws {
+        let directory = Fixtures.temporaryDirectory()
+        defer { Fixtures.remove(directory) }
+        var config = LogConfig()
+        config.indexIntervalBytes = 1 << 30  // no index entries: only the checkpoint knows the max
+        let (log, _) = try PartitionLogTests.open(directory, config: config)
+        let base: Int64 = 1_700_000_000_000
+        _ = try log.appendAndWait([Record(timestamp: base + 500, value: ByteBuffer(string: "late"))])
+        _ = try log.appendAndWait([Record(timestamp: base + 100, value: ByteBuffer(string: "early"))])
+        log.writeRecoveryPoint()
+        _ = try log.appendAndWait([Record(timestamp: base + 200, value: ByteBuffer(string: "after"))])
+        let crashed = Fixtures.temporaryDirectory()
+        defer { Fixtures.remove(crashed) }
+        try FileManager.default.copyItem(atPath: directory + "/t-0", toPath: crashed + "/t-0")
+        log.close()
+        let (recovered, report) = try PartitionLogTests.open(crashed, config: config)
+        defer { recovered.close() }
+        #expect(report.batchesScanned == 1, "only the batch past the recovery point")
+        #expect(recovered.segments[0].maxTimestamp == base + 500)
+        #expect(try recovered.offset(forTimestamp: base + 150, compressor: BatchCompressor()) == 0)
+        #expect(try recovered.offset(forTimestamp: base + 501, compressor: BatchCompressor()) == 3)
+    }
+
     @Test func aCrashAfterAcknowledgedAppendsLosesNothing() throws {
         // A crash without close: nothing beyond the appended, acknowledged bytes exists, and the
         // recovery point is older than the end.
