@@ -1,0 +1,190 @@
+import EdgeLogStorage
+import Foundation
+import TOMLKit
+
+extension EdgelogConfig {
+    /// Reads and validates a configuration file. Secrets may come from the environment:
+    /// `EDGELOG_HTTP_TOKEN`, `EDGELOG_MQTT_PASSWORD_<BROKER NAME>` (upper case, other
+    /// characters as '_'); `EDGELOG_DATA_DIR` overrides `server.data_dir`.
+    public static func load(file path: String) throws(ConfigError) -> EdgelogConfig {
+        try load(file: path, environment: ProcessInfo.processInfo.environment)
+    }
+
+    public static func load(file path: String, environment: [String: String]) throws(ConfigError) -> EdgelogConfig {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw ConfigError(file: path, message: "cannot read the file: \(error.localizedDescription)")
+        }
+        return try parse(text, file: path, environment: environment)
+    }
+
+    public static func parse(_ text: String, file: String, environment: [String: String] = [:]) throws(ConfigError)
+        -> EdgelogConfig
+    {
+        let root: TOMLTable
+        do { root = try TOMLTable(string: text) } catch let error as TOMLParseError {
+            throw ConfigError(
+                file: file, line: error.source.begin.line,
+                message: "\(error.description) (column \(error.source.begin.column))")
+        } catch {
+            throw ConfigError(file: file, message: "\(error)")
+        }
+        let reader = TOMLTableReader(table: root, path: "", file: file, sourceMap: TOMLSourceMap(text))
+        var config = EdgelogConfig()
+
+        if let server = try reader.table("server") {
+            config.server.dataDirectory = try server.string("data_dir") ?? config.server.dataDirectory
+            config.server.shutdownTimeoutSeconds =
+                try server.int("shutdown_timeout_seconds", in: 1...3600) ?? config.server.shutdownTimeoutSeconds
+            if config.server.dataDirectory.isEmpty { throw server.error("data_dir", "must not be empty") }
+            try server.rejectUnknownKeys()
+        }
+
+        if let http = try reader.table("http") {
+            config.http.enabled = try http.bool("enabled") ?? true
+            if let listen = try http.string("listen") {
+                guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
+                    (1...65535).contains(port), colon > listen.startIndex
+                else { throw http.error("listen", "expected host:port such as 127.0.0.1:8080, found \"\(listen)\"") }
+                var host = String(listen[..<colon])
+                if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+                config.http.host = host
+                config.http.port = port
+            }
+            config.http.maxBodyBytes = try http.int("max_body_bytes", in: 1024...(1 << 30)) ?? config.http.maxBodyBytes
+            config.http.authToken = try http.optionalString("auth_token")
+            config.http.autoCreateTopics = try http.bool("auto_create_topics") ?? true
+            config.http.defaultPartitions = Int32(try http.int("default_partitions", in: 1...10_000) ?? 3)
+            try http.rejectUnknownKeys()
+        }
+
+        if let storage = try reader.table("storage") {
+            config.storage.log = try readLogConfig(storage, base: LogConfig())
+            if let budget = try storage.int("disk_budget_bytes", in: 0...Int.max), budget > 0 {
+                config.storage.diskBudgetBytes = Int64(budget)
+            }
+            config.storage.overflow = try storage.choice("overflow", OverflowPolicy.self) ?? .reject
+            try storage.rejectUnknownKeys()
+        }
+
+        var topicNames: Set<String> = []
+        for topic in try reader.tables("topics") {
+            guard let name = try topic.string("name") else { throw topic.error(nil, "a topic needs a name") }
+            do throws(StorageError) { try EdgeLogStorage.Topic.validate(name: name) } catch {
+                throw topic.error("name", error.description)
+            }
+            guard topicNames.insert(name).inserted else { throw topic.error("name", "topic '\(name)' is listed twice") }
+            let partitions = Int32(try topic.int("partitions", in: 1...10_000) ?? Int(config.http.defaultPartitions))
+            let log = try readLogConfig(topic, base: config.storage.log)
+            try topic.rejectUnknownKeys()
+            config.topics.append(.init(name: name, partitions: partitions, log: log))
+        }
+
+        if let mqtt = try reader.table("mqtt") {
+            var brokerNames: Set<String> = []
+            for table in try mqtt.tables("brokers") {
+                let broker = try readBroker(table, environment: environment)
+                guard brokerNames.insert(broker.name).inserted else {
+                    throw table.error("name", "broker '\(broker.name)' is listed twice")
+                }
+                config.brokers.append(broker)
+            }
+            for table in try mqtt.tables("routes") {
+                config.routes.append(try readRoute(table))
+            }
+            try mqtt.rejectUnknownKeys()
+        }
+        try reader.rejectUnknownKeys()
+
+        if let token = environment["EDGELOG_HTTP_TOKEN"], !token.isEmpty { config.http.authToken = token }
+        if let directory = environment["EDGELOG_DATA_DIR"], !directory.isEmpty { config.server.dataDirectory = directory }
+        return config
+    }
+
+    private static func readLogConfig(_ table: TOMLTableReader, base: LogConfig) throws(ConfigError) -> LogConfig {
+        var log = base
+        if let name = try table.string("codec") {
+            guard let codec = CompressionCodec(name: name), codec.isSupported else {
+                throw table.error("codec", "'\(name)' is not one of none, gzip, lz4, zstd")
+            }
+            log.codec = codec
+        }
+        if let level = try table.int("compression_level", in: -1...22) { log.compressionLevel = Int32(level) }
+        let interval = try table.int("flush_interval_ms", in: 1...3_600_000)
+        switch try table.string("flush") {
+        case nil:
+            if let interval, case .interval = log.flush { log.flush = .interval(milliseconds: Int64(interval)) }
+        case "always":
+            log.flush = .always
+        case "interval":
+            log.flush = .interval(milliseconds: Int64(interval ?? 1000))
+        case let other?:
+            throw table.error("flush", "'\(other)' is not one of always, interval")
+        }
+        if let bytes = try table.int("segment_bytes", in: 4096...(1 << 31)) { log.segmentBytes = Int64(bytes) }
+        if let hours = try table.int("segment_hours", in: 1...(24 * 365)) { log.segmentMs = Int64(hours) * 3_600_000 }
+        if let hours = try table.int("retention_hours", in: 0...(24 * 365 * 100)) {
+            log.retentionMs = hours == 0 ? nil : Int64(hours) * 3_600_000
+        }
+        if let bytes = try table.int("retention_bytes", in: 0...Int.max) { log.retentionBytes = bytes == 0 ? nil : Int64(bytes) }
+        if let bytes = try table.int("max_batch_bytes", in: 1024...(64 << 20)) { log.maxBatchBytes = bytes }
+        if let linger = try table.int("linger_ms", in: 0...10_000) { log.lingerMicroseconds = Int64(linger) * 1000 }
+        if let interval = try table.int("index_interval_bytes", in: 128...(1 << 24)) { log.indexIntervalBytes = interval }
+        return log
+    }
+
+    private static func readBroker(_ table: TOMLTableReader, environment: [String: String]) throws(ConfigError) -> Broker {
+        let name = try table.string("name") ?? "default"
+        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }) else {
+            throw table.error("name", "'\(name)' must be letters, digits, '-', '_' or '.'")
+        }
+        var broker = Broker(name: name)
+        broker.host = try table.string("host") ?? broker.host
+        broker.port = try table.int("port", in: 1...65535) ?? broker.port
+        broker.clientId = try table.string("client_id") ?? broker.clientId
+        if broker.clientId.isEmpty || broker.clientId.utf8.count > 65535 {
+            throw table.error("client_id", "must be set: the broker keeps the persistent session under it")
+        }
+        broker.username = try table.optionalString("username")
+        broker.password = try table.optionalString("password")
+        let variable = "EDGELOG_MQTT_PASSWORD_" + String(name.uppercased().map { $0.isLetter || $0.isNumber ? $0 : "_" })
+        if let password = environment[variable], !password.isEmpty { broker.password = password }
+        for (key, keyPath) in [("tls_ca_file", \Broker.tlsCAFile), ("tls_cert_file", \.tlsCertFile), ("tls_key_file", \.tlsKeyFile)] {
+            if let path = try table.optionalString(key) {
+                guard FileManager.default.isReadableFile(atPath: path) else {
+                    throw table.error(key, "cannot read \(path)")
+                }
+                broker[keyPath: keyPath] = path
+            }
+        }
+        if (broker.tlsCertFile == nil) != (broker.tlsKeyFile == nil) {
+            throw table.error("tls_cert_file", "tls_cert_file and tls_key_file go together")
+        }
+        broker.keepaliveSeconds = try table.int("keepalive_seconds", in: 5...65535) ?? broker.keepaliveSeconds
+        broker.ack = try table.choice("ack", AckMode.self) ?? .durable
+        broker.connections = try table.int("connections", in: 1...64) ?? 1
+        broker.sharedGroup = try table.string("shared_group") ?? broker.sharedGroup
+        try table.rejectUnknownKeys()
+        return broker
+    }
+
+    private static func readRoute(_ table: TOMLTableReader) throws(ConfigError) -> Route {
+        guard let pattern = try table.string("filter") else { throw table.error(nil, "a route needs a filter") }
+        let filter: TopicFilter
+        do throws(TopicFilterError) { filter = try TopicFilter(pattern) } catch {
+            throw table.error("filter", error.description)
+        }
+        guard let topic = try table.string("topic") else { throw table.error(nil, "a route needs a log topic") }
+        do throws(StorageError) { try EdgeLogStorage.Topic.validate(name: topic) } catch {
+            throw table.error("topic", error.description)
+        }
+        var key: KeyTemplate? = nil
+        if let template = try table.optionalString("key") {
+            do throws(TopicFilterError) { key = try KeyTemplate(template, captures: filter.captureNames) } catch {
+                throw table.error("key", error.description)
+            }
+        }
+        try table.rejectUnknownKeys()
+        return Route(filter: filter, topic: topic, key: key)
+    }
+}

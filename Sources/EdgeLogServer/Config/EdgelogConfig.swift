@@ -1,0 +1,78 @@
+public import EdgeLogStorage
+
+/// The daemon's whole configuration. Every field has a default, so an empty file (or none, for
+/// `scripts/run`) gives a working daemon; `config/edgelog.toml` documents each key.
+public struct EdgelogConfig: Sendable, Equatable {
+    public struct Server: Sendable, Equatable {
+        public var dataDirectory = "/var/lib/edgelog"
+        /// Longest graceful drain before the daemon gives up and exits (keep it below the unit's
+        /// TimeoutStopSec).
+        public var shutdownTimeoutSeconds = 30
+    }
+
+    public struct HTTP: Sendable, Equatable {
+        public var enabled = true
+        public var host = "127.0.0.1"
+        public var port = 8080
+        public var maxBodyBytes = 4 * 1024 * 1024
+        /// Bearer token required on every endpoint but /healthz and /readyz; nil: no auth.
+        public var authToken: String? = nil
+        public var autoCreateTopics = true
+        public var defaultPartitions: Int32 = 3
+    }
+
+    public struct Storage: Sendable, Equatable {
+        /// Settings of topics that do not override them.
+        public var log = LogConfig()
+        public var diskBudgetBytes: Int64? = nil
+        public var overflow: OverflowPolicy = .reject
+    }
+
+    public struct Topic: Sendable, Equatable {
+        public var name: String
+        public var partitions: Int32
+        public var log: LogConfig
+    }
+
+    /// When an MQTT message is acknowledged to the broker.
+    public enum AckMode: String, Sendable, Equatable {
+        /// PUBACK only after the record is committed to the log: at-least-once across kill -9.
+        case durable
+        /// PUBACK as soon as the message is queued for the log: faster, but a crash loses what
+        /// was queued and not yet committed (at most one group, bounded by linger and size).
+        case fast
+    }
+
+    public struct Broker: Sendable, Equatable {
+        public var name: String
+        public var host = "127.0.0.1"
+        public var port = 1883
+        public var clientId = "edgelog"
+        public var username: String? = nil
+        public var password: String? = nil
+        public var tlsCAFile: String? = nil
+        public var tlsCertFile: String? = nil
+        public var tlsKeyFile: String? = nil
+        public var keepaliveSeconds = 30
+        public var ack: AckMode = .durable
+        public var connections = 1
+        public var sharedGroup = "edgelog"
+
+        public init(name: String) { self.name = name }
+    }
+
+    public struct Route: Sendable, Equatable {
+        public var filter: TopicFilter
+        public var topic: String
+        public var key: KeyTemplate?
+    }
+
+    public var server = Server()
+    public var http = HTTP()
+    public var storage = Storage()
+    public var topics: [Topic] = []
+    public var brokers: [Broker] = []
+    public var routes: [Route] = []
+
+    public init() {}
+}

@@ -1,0 +1,102 @@
+import TOMLKit
+
+/// Reads one TOML table with types checked, remembering which keys were read so that a key
+/// nobody asked for (a typo) is reported with its line instead of silently ignored.
+final class TOMLTableReader {
+    let table: TOMLTable
+    let path: String
+    let file: String
+    let sourceMap: TOMLSourceMap
+    private var used: Set<String> = []
+
+    init(table: TOMLTable, path: String, file: String, sourceMap: TOMLSourceMap) {
+        self.table = table
+        self.path = path
+        self.file = file
+        self.sourceMap = sourceMap
+    }
+
+    func keyPath(_ key: String) -> String { path.isEmpty ? key : path + "." + key }
+
+    func error(_ key: String?, _ message: String) -> ConfigError {
+        let full = key.map(keyPath) ?? (path.isEmpty ? nil : path)
+        return ConfigError(file: file, line: sourceMap.line(of: full ?? ""), key: full, message: message)
+    }
+
+    private func value(_ key: String) -> (any TOMLValueConvertible)? {
+        used.insert(key)
+        return table[key]
+    }
+
+    func string(_ key: String) throws(ConfigError) -> String? {
+        guard let value = value(key) else { return nil }
+        guard let string = value.string else { throw error(key, "expected a string, found \(describe(value))") }
+        return string
+    }
+
+    /// A string that may be empty in the file to mean "not set".
+    func optionalString(_ key: String) throws(ConfigError) -> String? {
+        guard let string = try string(key), !string.isEmpty else { return nil }
+        return string
+    }
+
+    func int(_ key: String, in range: ClosedRange<Int>) throws(ConfigError) -> Int? {
+        guard let value = value(key) else { return nil }
+        guard let int = value.int else { throw error(key, "expected an integer, found \(describe(value))") }
+        guard range.contains(int) else {
+            throw error(key, "\(int) is out of range \(range.lowerBound)...\(range.upperBound)")
+        }
+        return int
+    }
+
+    func bool(_ key: String) throws(ConfigError) -> Bool? {
+        guard let value = value(key) else { return nil }
+        guard let bool = value.bool else { throw error(key, "expected true or false, found \(describe(value))") }
+        return bool
+    }
+
+    func choice<T: RawRepresentable>(_ key: String, _ type: T.Type) throws(ConfigError) -> T? where T.RawValue == String {
+        guard let string = try string(key) else { return nil }
+        guard let choice = T(rawValue: string) else { throw error(key, "'\(string)' is not one of the allowed values") }
+        return choice
+    }
+
+    func table(_ key: String) throws(ConfigError) -> TOMLTableReader? {
+        guard let value = value(key) else { return nil }
+        guard let table = value.table else { throw error(key, "expected a table, found \(describe(value))") }
+        return TOMLTableReader(table: table, path: keyPath(key), file: file, sourceMap: sourceMap)
+    }
+
+    /// An array of tables (`[[key]]`).
+    func tables(_ key: String) throws(ConfigError) -> [TOMLTableReader] {
+        guard let value = value(key) else { return [] }
+        guard let array = value.array else { throw error(key, "expected [[\(keyPath(key))]] tables, found \(describe(value))") }
+        var readers: [TOMLTableReader] = []
+        for (index, element) in array.enumerated() {
+            guard let table = element.table else {
+                throw error("\(key)[\(index)]", "expected a table, found \(describe(element))")
+            }
+            readers.append(TOMLTableReader(table: table, path: "\(keyPath(key))[\(index)]", file: file, sourceMap: sourceMap))
+        }
+        return readers
+    }
+
+    /// Fails on the first key of the table that no reader asked for.
+    func rejectUnknownKeys() throws(ConfigError) {
+        for key in table.keys.sorted() where !used.contains(key) {
+            throw error(key, "unknown key (misspelt, or in the wrong table?)")
+        }
+    }
+
+    private func describe(_ value: any TOMLValueConvertible) -> String {
+        switch value.type {
+        case .string: "the string \"\(value.string ?? "")\""
+        case .int: "the integer \(value.int ?? 0)"
+        case .double: "a number"
+        case .bool: "a boolean"
+        case .table: "a table"
+        case .array: "an array"
+        default: "a \(value.type)"
+        }
+    }
+}
