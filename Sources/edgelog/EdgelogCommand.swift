@@ -11,6 +11,8 @@ struct Edgelog: AsyncParsableCommand {
         commandName: "edgelog",
         abstract: "An edge ingestion gateway with a Kafka-format commit log",
         subcommands: [
+            ServeCommand.self,
+            ConfigCommand.self,
             LogCommand.self,
             DemoCommand.self,
             BenchCommand.self,

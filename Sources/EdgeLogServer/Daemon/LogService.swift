@@ -1,0 +1,45 @@
+public import EdgeLogStorage
+public import Logging
+public import ServiceLifecycle
+
+/// Owns the log for the daemon's lifetime: it is started first and shut down last among the
+/// data services, so that when it closes the log (draining every appender, flushing, writing
+/// recovery points) nothing can append any more.
+public struct LogService: Service {
+    let manager: LogManager
+    let logger: Logger
+
+    public init(manager: LogManager, logger: Logger) {
+        self.manager = manager
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        logger.info("closing the log: draining appenders and writing recovery points")
+        manager.close()
+        logger.info("log closed cleanly")
+    }
+}
+
+/// The first service to hear of a graceful shutdown (it is last in the group): flips the
+/// daemon to `stopping` so that new ingest is refused with 503 while the rest drains, and tells
+/// systemd.
+public struct ShutdownSignalService: Service {
+    let state: DaemonState
+    let notifier: SystemdNotifier
+    let logger: Logger
+
+    public init(state: DaemonState, notifier: SystemdNotifier, logger: Logger) {
+        self.state = state
+        self.notifier = notifier
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        state.phase = .stopping
+        _ = notifier.stopping()
+        logger.info("shutting down: ingest stopped, draining")
+    }
+}

@@ -1,0 +1,43 @@
+import EdgeLogStorage
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// SIGHUP (`systemctl reload`): re-reads the configuration and applies what is safe to apply
+/// while running: topics that are new in the file are created. Everything else (listeners,
+/// storage settings of existing topics, brokers) needs a restart, and the log says so. A file
+/// with errors changes nothing.
+struct ReloadService: Service {
+    let configPath: String
+    let manager: LogManager
+    let notifier: SystemdNotifier
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        await cancelWhenGracefulShutdown {
+            for await _ in signals {
+                _ = notifier.reloading()
+                reload()
+                _ = notifier.ready(status: "reloaded")
+            }
+        }
+    }
+
+    func reload() {
+        do {
+            let config = try EdgelogConfig.load(file: configPath)
+            var created: [String] = []
+            for topic in config.topics where manager.topic(topic.name) == nil {
+                try manager.createTopic(topic.name, partitions: topic.partitions, config: topic.log)
+                created.append(topic.name)
+            }
+            MQTTServices.reload(routes: config.routes)
+            logger.info(
+                "configuration reloaded",
+                metadata: ["edgelog.created_topics": "\(created)", "edgelog.routes": "\(config.routes.count)"])
+        } catch {
+            logger.error("configuration not reloaded", metadata: ["edgelog.error": "\(error)"])
+        }
+    }
+}

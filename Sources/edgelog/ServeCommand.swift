@@ -1,0 +1,72 @@
+public import ArgumentParser
+import EdgeLogServer
+import Foundation
+public import Logging
+
+/// `edgelog serve`: the daemon.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the daemon: MQTT and HTTP ingest into the local commit log.",
+        discussion: "Without --config it runs on the embedded defaults with data under ./data.")
+
+    @Option(help: "The configuration file (TOML).")
+    var config: String?
+
+    @Option(help: "Override server.data_dir.")
+    var dataDir: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = logLevel
+            return handler
+        }
+        Daemon.bootstrapMetrics()
+        let logger = Logger(label: "edgelog")
+        var settings: EdgelogConfig
+        do {
+            if let config {
+                settings = try EdgelogConfig.load(file: config)
+            } else {
+                settings = EdgelogConfig()
+                settings.server.dataDirectory = "./data"
+            }
+        } catch {
+            logger.critical("invalid configuration: \(error)")
+            throw ExitCode(78)  // EX_CONFIG: systemd does not restart-loop on it with RestartPreventExitStatus
+        }
+        if let dataDir { settings.server.dataDirectory = dataDir }
+        try await Daemon.run(config: settings, configPath: config, logger: logger)
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// `edgelog config check FILE`: validates without starting.
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config", abstract: "Work with configuration files.", subcommands: [ConfigCheckCommand.self])
+}
+
+struct ConfigCheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check", abstract: "Validate a configuration file; exit 1 with file:line: key: problem if it is wrong.")
+
+    @Argument(help: "The configuration file.")
+    var file: String
+
+    func run() throws {
+        do {
+            let config = try EdgelogConfig.load(file: file)
+            print(
+                "\(file): OK (data in \(config.server.dataDirectory), HTTP \(config.http.enabled ? "\(config.http.host):\(config.http.port)" : "off"), \(config.topics.count) topics, \(config.brokers.count) MQTT brokers, \(config.routes.count) routes)")
+        } catch {
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
