@@ -13,6 +13,10 @@ struct Edgelog: AsyncParsableCommand {
         subcommands: [
             ServeCommand.self,
             ConfigCommand.self,
+            StatusCommand.self,
+            ProduceCommand.self,
+            ConsumeCommand.self,
+            TopicsCommand.self,
             LogCommand.self,
             DemoCommand.self,
             BenchCommand.self,

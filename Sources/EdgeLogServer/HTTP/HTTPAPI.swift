@@ -6,7 +6,7 @@ import NIOCore
 /// The HTTP API: ingest, reads, topic administration, probes and metrics.
 ///
 ///     POST   /v1/topics/{topic}/records                 produce (see RecordsRequestDecoder)
-///     GET    /v1/topics/{topic}/partitions/{p}/records  read (?offset=&max_records=&max_bytes=)
+///     GET    /v1/topics/{topic}/partitions/{p}/records  read (?offset=&max_records=&max_bytes=&format=binary)
 ///     GET    /v1/topics                                 list topics
 ///     POST   /v1/topics                                 create {"name": "...", "partitions": 3}
 ///     GET    /v1/topics/{topic}                         describe: partitions, offsets, bytes
@@ -141,6 +141,8 @@ public struct HTTPAPI: Sendable {
         let offset = query.get("offset", as: Int64.self) ?? log.logStartOffset
         let maxRecords = min(max(query.get("max_records", as: Int.self) ?? 100, 1), 10_000)
         let maxBytes = min(max(query.get("max_bytes", as: Int.self) ?? 1 << 20, 1), 16 << 20)
+        // format=binary: key and value always as base64, for clients that need the exact bytes.
+        let binary = query.get("format") == "binary"
         let records: [Record]
         do throws(StorageError) { records = try log.readRecords(from: offset, maxRecords: maxRecords, maxBytes: maxBytes, compressor: BatchCompressor()) } catch {
             throw APIError.from(error)
@@ -155,8 +157,8 @@ public struct HTTPAPI: Sendable {
             json.beginObject()
             json.field("offset", record.offset)
             json.field("timestamp", record.timestamp)
-            Self.writeBytes(&json, "key", record.key, asJSON: false)
-            Self.writeBytes(&json, "value", record.value, asJSON: true)
+            Self.writeBytes(&json, "key", record.key, asJSON: false, binary: binary)
+            Self.writeBytes(&json, "value", record.value, asJSON: true, binary: binary)
             if !record.headers.isEmpty {
                 json.key("headers")
                 json.beginObject()
@@ -182,13 +184,15 @@ public struct HTTPAPI: Sendable {
 
     /// A key as text when it is UTF-8, a value as JSON when it is valid JSON; otherwise base64 in
     /// `<name>_base64`. So what was posted as JSON reads back as the same JSON.
-    static func writeBytes(_ json: inout JSONWriter, _ name: String, _ bytes: ByteBuffer?, asJSON: Bool) {
+    static func writeBytes(_ json: inout JSONWriter, _ name: String, _ bytes: ByteBuffer?, asJSON: Bool, binary: Bool) {
         guard let bytes else {
-            json.key(name)
+            json.key(binary ? name + "_base64" : name)
             json.null()
             return
         }
-        if asJSON, bytes.withUnsafeReadableBytes({ Self.isJSON($0) }) {
+        if binary {
+            json.field(name + "_base64", Data(bytes.readableBytesView).base64EncodedString())
+        } else if asJSON, bytes.withUnsafeReadableBytes({ Self.isJSON($0) }) {
             json.key(name)
             json.raw(bytes)
         } else if !asJSON, let text = bytes.withUnsafeReadableBytes({ String(validating: $0, as: UTF8.self) }) {
@@ -277,6 +281,13 @@ public struct HTTPAPI: Sendable {
         Self.json(.ok) { json in
             json.field("phase", "\(state.phase)")
             json.field("uptime_seconds", Int(Date().timeIntervalSince(startedAt)))
+            json.key("ingest")
+            json.beginObject()
+            for (source, rate) in ingestor.ratesPerSecond().sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+                json.key(source.rawValue)
+                json.raw(ByteBuffer(string: String(format: "%.1f", rate)))
+            }
+            json.endObject()
             json.key("disk")
             json.beginObject()
             json.field("data_directory", manager.configuration.dataDirectory)

@@ -43,6 +43,7 @@ public final class Ingestor: Sendable {
     private let recordsCounter: [Source: Counter]
     private let bytesCounter: [Source: Counter]
     private let errorsCounter: [String: Counter]
+    private let rates: [Source: RateMeter]
 
     public enum Source: String, Sendable, CaseIterable {
         case http, mqtt
@@ -66,6 +67,12 @@ public final class Ingestor: Sendable {
             errors[kind] = Counter(label: "edgelog_ingest_errors_total", dimensions: [("kind", kind)])
         }
         self.errorsCounter = errors
+        self.rates = Dictionary(uniqueKeysWithValues: Source.allCases.map { ($0, RateMeter()) })
+    }
+
+    /// Records per second committed from each source over the last ten seconds.
+    public func ratesPerSecond() -> [Source: Double] {
+        rates.mapValues { $0.perSecond() }
     }
 
     /// The topic, created with the default partition count when auto-creation is on.
@@ -88,6 +95,7 @@ public final class Ingestor: Sendable {
         do {
             let result = try await appendChecked(topicName, records, explicit)
             recordsCounter[source]?.increment(by: records.count)
+            rates[source]?.add(records.count)
             var bytes = 0
             for record in records { bytes += record.payloadBytes }
             bytesCounter[source]?.increment(by: bytes)

@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+
+/// `edgelog status`: what a running daemon holds.
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Show a running daemon's topics, partitions, offsets and disk use.")
+
+    @OptionGroup var server: ServerOptions
+
+    func run() async throws {
+        let client = DaemonClient(options: server)
+        defer { Task { await client.shutdown() } }
+        let status = try await client.call(.GET, "/v1/status") as? [String: Any] ?? [:]
+        let disk = status["disk"] as? [String: Any] ?? [:]
+        print("edgelog at \(server.server): \(status["phase"] ?? "?"), up \(status["uptime_seconds"] ?? 0) s")
+        var diskLine = "disk: \(Format.bytes(disk.int("used_bytes"))) used in \(disk["data_directory"] ?? "?")"
+        if disk["budget_bytes"] != nil { diskLine += " of a \(Format.bytes(disk.int("budget_bytes"))) budget" }
+        print(diskLine)
+        if let ingest = status["ingest"] as? [String: Any] {
+            print("ingest: " + ingest.keys.sorted().map { "\($0) \(ingest[$0] ?? 0) records/s" }.joined(separator: ", "))
+        }
+        print("")
+        print(Format.table(
+            ["TOPIC", "PARTITION", "START", "END", "RECORDS", "SIZE"],
+            (status["topics"] as? [[String: Any]] ?? []).flatMap { topic in
+                (topic["partitions"] as? [[String: Any]] ?? []).map { partition in
+                    [
+                        topic["name"] as? String ?? "", "\(partition.int("partition"))", "\(partition.int("log_start_offset"))",
+                        "\(partition.int("log_end_offset"))",
+                        "\(partition.int("log_end_offset") - partition.int("log_start_offset"))",
+                        Format.bytes(partition.int("size_bytes")),
+                    ]
+                }
+            }))
+    }
+}
+
+enum Format {
+    static func bytes(_ value: Int64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var amount = Double(value)
+        var unit = 0
+        while amount >= 1024 && unit < units.count - 1 {
+            amount /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(value) B" : String(format: "%.1f ", amount) + units[unit]
+    }
+
+    static func table(_ header: [String], _ rows: [[String]]) -> String {
+        var widths = header.map(\.count)
+        for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+        }
+        return ([line(header)] + rows.map(line)).joined(separator: "\n")
+    }
+}
