@@ -1,0 +1,135 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The real `edgelog` executable run as a daemon process for integration tests, on a free
+/// loopback port, with its data in a temporary directory.
+final class DaemonProcess: @unchecked Sendable {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+    static let binary = repository + "/.build/debug/edgelog"
+    static let http = HTTPClient(eventLoopGroupProvider: .singleton)
+
+    let directory: String
+    let port: Int
+    let configPath: String
+    private(set) var process: Process?
+    private let stderrPath: String
+
+    init(extraConfig: String = "", port: Int = DaemonProcess.freePort()) throws {
+        directory = NSTemporaryDirectory() + "edgelog-daemon-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        self.port = port
+        configPath = directory + "/edgelog.toml"
+        stderrPath = directory + "/stderr.log"
+        let config = """
+            [server]
+            data_dir = "\(directory)/data"
+            shutdown_timeout_seconds = 10
+
+            [http]
+            listen = "127.0.0.1:\(port)"
+
+            \(extraConfig)
+            """
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
+
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+    var dataDirectory: String { directory + "/data" }
+    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+
+    /// Starts the daemon and waits until /readyz answers 200.
+    func start(timeout: Duration = .seconds(60)) async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["serve", "--config", configPath]
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
+        handle.seekToEndOfFile()
+        process.standardError = handle
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            guard process.isRunning else { throw Failure("edgelog exited with \(process.terminationStatus): \(stderr)") }
+            if let (status, _) = try? await request(.GET, "/readyz"), status == 200 { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw Failure("edgelog did not become ready: \(stderr)")
+    }
+
+    /// Sends a signal and waits for the process to exit; returns its exit status.
+    @discardableResult
+    func stop(signal: Int32 = SIGTERM, timeout: Duration = .seconds(30)) async throws -> Int32 {
+        guard let process else { return -1 }
+        kill(process.processIdentifier, signal)
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            guard ContinuousClock.now < deadline else { throw Failure("edgelog did not exit within \(timeout)") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        self.process = nil
+        return process.terminationReason == .uncaughtSignal ? -process.terminationStatus : process.terminationStatus
+    }
+
+    func request(_ method: HTTPMethod, _ path: String, contentType: String? = nil, body: String? = nil) async throws -> (Int, String) {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
+        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        let response = try await Self.http.execute(request, timeout: .seconds(30))
+        let bytes = try await response.body.collect(upTo: 64 << 20)
+        return (Int(response.status.code), String(buffer: bytes))
+    }
+
+    func remove() {
+        if let process, process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Runs the edgelog CLI; returns exit status, stdout and stderr.
+    static func cli(_ arguments: [String], stdin: String? = nil) throws -> (Int32, String, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let input = Pipe()
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        let output = out.fileHandleForReading.readDataToEndOfFile()
+        let error = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: error, as: UTF8.self))
+    }
+
+    /// A TCP port on 127.0.0.1 that nothing listens on right now.
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+        init(_ description: String) { self.description = description }
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import Testing
+
+/// `edgelog serve` as a real process: start, ingest over HTTP, graceful stop, kill -9, restart.
+@Suite(.enabled(if: ProcessInfo.processInfo.environment["EDGELOG_IT"] == "1", "set EDGELOG_IT=1"), .serialized)
+struct DaemonProcessTests {
+    static func produce(_ daemon: DaemonProcess, from: Int, count: Int) async throws -> [String] {
+        let body = "[" + (from..<(from + count)).map { #"{"key":"k\#($0 % 5)","value":{"seq":\#($0)}}"# }.joined(separator: ",") + "]"
+        let (status, answer) = try await daemon.request(.POST, "/v1/topics/sensors/records", contentType: "application/json", body: body)
+        #expect(status == 200, "\(answer)")
+        return [answer]
+    }
+
+    /// Every `seq` value the daemon holds in `sensors`, read through its API.
+    static func storedSequence(_ daemon: DaemonProcess) async throws -> [Int] {
+        var values: [Int] = []
+        for partition in 0..<3 {
+            var offset = 0
+            while true {
+                let (status, body) = try await daemon.request(.GET, "/v1/topics/sensors/partitions/\(partition)/records?offset=\(offset)&max_records=1000")
+                guard status == 200 else { break }
+                let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as! [String: Any]
+                let records = json["records"] as! [[String: Any]]
+                if records.isEmpty { break }
+                values += records.compactMap { ($0["value"] as? [String: Any])?["seq"] as? Int }
+                offset = json["next_offset"] as! Int
+            }
+        }
+        return values.sorted()
+    }
+
+    @Test func gracefulStopDrainsAndTheNextStartNeedsNoRecovery() async throws {
+        let daemon = try DaemonProcess()
+        defer { daemon.remove() }
+        try await daemon.start()
+        for round in 0..<10 { _ = try await Self.produce(daemon, from: round * 50, count: 50) }
+        let status = try await daemon.stop(signal: SIGTERM, timeout: .seconds(15))
+        #expect(status == 0, "\(daemon.stderr)")
+        #expect(daemon.stderr.contains("log closed cleanly"))
+        try await daemon.start()
+        #expect(try await Self.storedSequence(daemon) == Array(0..<500))
+        #expect(!daemon.stderr.contains("recovery cut data"))
+        #expect(try await daemon.stop() == 0)
+        // Nothing to repair after a clean stop.
+        for partition in 0..<3 {
+            let (code, output, _) = try DaemonProcess.cli(["log", "verify", daemon.dataDirectory + "/sensors-\(partition)"])
+            #expect(code == 0, "\(output)")
+        }
+    }
+
+    @Test func killMinus9LosesNoAcknowledgedRecord() async throws {
+        let daemon = try DaemonProcess()
+        defer { daemon.remove() }
+        try await daemon.start()
+        // Produce concurrently and kill the daemon in the middle; whatever was acknowledged must
+        // be there after the restart.
+        let acknowledged = try await withThrowingTaskGroup(of: [Int].self) { group in
+            for producer in 0..<4 {
+                group.addTask {
+                    var acked: [Int] = []
+                    for round in 0..<200 {
+                        let from = producer * 100_000 + round * 10
+                        let body = "[" + (from..<(from + 10)).map { #"{"value":{"seq":\#($0)}}"# }.joined(separator: ",") + "]"
+                        guard let (status, _) = try? await daemon.request(.POST, "/v1/topics/sensors/records", contentType: "application/json", body: body),
+                            status == 200
+                        else { break }
+                        acked += Array(from..<(from + 10))
+                    }
+                    return acked
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: .milliseconds(300))
+                try await daemon.stop(signal: SIGKILL)
+                return []
+            }
+            var all: [Int] = []
+            for try await part in group { all += part }
+            return all
+        }
+        #expect(!acknowledged.isEmpty)
+        try await daemon.start()
+        let stored = Set(try await Self.storedSequence(daemon))
+        let lost = Set(acknowledged).subtracting(stored)
+        #expect(lost.isEmpty, "\(lost.count) acknowledged records lost")
+        try await daemon.stop()
+    }
+
+    @Test func aBadConfigurationExitsWithItsLocation() throws {
+        let daemon = try DaemonProcess(extraConfig: "[storage]\ncodec = \"brotli\"\n")
+        defer { daemon.remove() }
+        let (code, _, error) = try DaemonProcess.cli(["serve", "--config", daemon.configPath])
+        #expect(code == 78)
+        #expect(error.contains("edgelog.toml:9: key 'storage.codec'"), "\(error)")
+        let (checkCode, _, checkError) = try DaemonProcess.cli(["config", "check", daemon.configPath])
+        #expect(checkCode == 1 && checkError.contains("'brotli' is not one of none, gzip, lz4, zstd"))
+    }
+
+    @Test func theCLIProducesConsumesAndReportsStatus() async throws {
+        let daemon = try DaemonProcess()
+        defer { daemon.remove() }
+        try await daemon.start()
+        let server = ["--server", daemon.baseURL]
+        let (produced, _, produceError) = try DaemonProcess.cli(["produce", "cli", "--key-separator", "="] + server, stdin: "a=1\nb=2\nno key\n")
+        #expect(produced == 0 && produceError.contains("produced 3 records"), "\(produceError)")
+        let (consumed, output, _) = try DaemonProcess.cli(["consume", "cli", "--from-beginning", "--print-key"] + server)
+        #expect(consumed == 0)
+        #expect(Set(output.split(separator: "\n")) == ["a\t1", "b\t2", "null\tno key"])
+        let (statusCode, status, _) = try DaemonProcess.cli(["status"] + server)
+        #expect(statusCode == 0 && status.contains("ready") && status.contains("cli"))
+        let (missing, _, missingError) = try DaemonProcess.cli(["topics", "describe", "nope"] + server)
+        #expect(missing != 0 && missingError.contains("unknown topic 'nope'"))
+        try await daemon.stop()
+    }
+}
