@@ -8,7 +8,7 @@ struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Run the daemon: MQTT and HTTP ingest into the local commit log.",
-        discussion: "Without --config it runs on the embedded defaults with data under ./data.")
+        discussion: "Without --config it runs on the embedded defaults (config/dev.toml): data under ./data, HTTP on 127.0.0.1:8080, the local mosquitto on 1883.")
 
     @Option(help: "The configuration file (TOML).")
     var config: String?
@@ -32,8 +32,7 @@ struct ServeCommand: AsyncParsableCommand {
             if let config {
                 settings = try EdgelogConfig.load(file: config)
             } else {
-                settings = EdgelogConfig()
-                settings.server.dataDirectory = "./data"
+                settings = EdgelogConfig.embeddedDefaults()
             }
         } catch {
             logger.critical("invalid configuration: \(error)")

@@ -24,6 +24,12 @@ import Testing
         #expect(dev.topics.map(\.name).contains("sensors"))
     }
 
+    @Test func theEmbeddedDefaultsAreConfigDevToml() throws {
+        let file = try String(contentsOfFile: Self.repository + "/config/dev.toml", encoding: .utf8)
+        #expect(EdgelogConfig.embeddedDefaultsText == file, "update EdgelogConfig+EmbeddedDefaults.swift with config/dev.toml")
+        #expect(EdgelogConfig.embeddedDefaults().routes.count == 2)
+    }
+
     @Test func everyKeyIsRead() throws {
         let config = try EdgelogConfig.parse(
             """
