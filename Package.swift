@@ -57,6 +57,7 @@ let package = Package(
                 "CCRC32C", "CZlib", "CZstd", "CLZ4",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),

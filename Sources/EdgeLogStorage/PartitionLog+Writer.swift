@@ -157,9 +157,14 @@ extension PartitionLog {
             }
             return false
         }
+        StorageMetrics.groupBytes.record(bytes)
+        StorageMetrics.groupRecords.record(nextOffset - startOffset)
+        StorageMetrics.appendedBytes.increment(by: Int(bytes))
         if config.flush == .always {
             do {
+                let started = monotonicNanos()
                 try segment.sync()
+                StorageMetrics.fsyncDuration.recordNanoseconds(Int64(monotonicNanos() - started))
             } catch {
                 // After a failed fsync the page cache may have dropped the dirty pages: what is
                 // on disk is unknown, so nothing more is acknowledged until a restart recovers.
@@ -200,7 +205,11 @@ extension PartitionLog {
 
     func fence(because reason: String) {
         logger.info("partition refuses further appends", metadata: ["edgelog.reason": "\(reason)"])
-        state.withLock { if $0.fenceReason == nil { $0.fenceReason = reason } }
+        let first = state.withLock { state in
+            defer { if state.fenceReason == nil { state.fenceReason = reason } }
+            return state.fenceReason == nil
+        }
+        if first { StorageMetrics.fencedPartitions.increment() }
     }
 
     /// Starts a new segment when the active one is full, too old, or would overflow the 32-bit
@@ -229,7 +238,9 @@ extension PartitionLog {
     private func flushActiveSegment() {
         let (segment, offset, position) = state.withLock { ($0.segments.last!, $0.committedOffset, $0.committedPosition) }
         do {
+            let started = monotonicNanos()
             try segment.sync()
+            StorageMetrics.fsyncDuration.recordNanoseconds(Int64(monotonicNanos() - started))
             state.withLock {
                 $0.recoveryPoint = RecoveryPoint(offset: offset, segment: segment, position: position)
             }

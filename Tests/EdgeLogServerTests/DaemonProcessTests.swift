@@ -34,6 +34,12 @@ struct DaemonProcessTests {
         defer { daemon.remove() }
         try await daemon.start()
         for round in 0..<10 { _ = try await Self.produce(daemon, from: round * 50, count: 50) }
+        let (metricsStatus, metrics) = try await daemon.request(.GET, "/metrics")
+        #expect(metricsStatus == 200)
+        #expect(metrics.contains(#"edgelog_ingest_records_total{source="http"} 500"#))
+        #expect(metrics.contains("edgelog_fsync_seconds_count"))
+        #expect(metrics.contains("edgelog_append_group_records_count"))
+        #expect(metrics.contains("edgelog_disk_used_bytes"))
         let status = try await daemon.stop(signal: SIGTERM, timeout: .seconds(15))
         #expect(status == 0, "\(daemon.stderr)")
         #expect(daemon.stderr.contains("log closed cleanly"))
