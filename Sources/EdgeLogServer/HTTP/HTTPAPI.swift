@@ -260,21 +260,26 @@ public struct HTTPAPI: Sendable {
             if let retention = topic.config.retentionMs { json.field("retention_ms", retention) }
             if let retention = topic.config.retentionBytes { json.field("retention_bytes", retention) }
             json.endObject()
-            json.key("partitions")
-            json.beginArray()
-            for log in topic.partitions {
-                let offsets = log.offsets
-                json.beginObject()
-                json.field("partition", log.partition)
-                json.field("log_start_offset", offsets.logStartOffset)
-                json.field("log_end_offset", offsets.logEndOffset)
-                json.field("size_bytes", log.sizeBytes)
-                json.field("segments", log.segments.count)
-                if let reason = log.fenceReason { json.field("error", reason) }
-                json.endObject()
-            }
-            json.endArray()
+            Self.writePartitions(&json, topic)
         }
+    }
+
+    /// Offsets, size and health of each partition of `topic`.
+    static func writePartitions(_ json: inout JSONWriter, _ topic: Topic) {
+        json.key("partitions")
+        json.beginArray()
+        for log in topic.partitions {
+            let offsets = log.offsets
+            json.beginObject()
+            json.field("partition", log.partition)
+            json.field("log_start_offset", offsets.logStartOffset)
+            json.field("log_end_offset", offsets.logEndOffset)
+            json.field("size_bytes", log.sizeBytes)
+            json.field("segments", log.segments.count)
+            if let reason = log.fenceReason { json.field("error", reason) }
+            json.endObject()
+        }
+        json.endArray()
     }
 
     func status() -> Response {
@@ -300,18 +305,7 @@ public struct HTTPAPI: Sendable {
                 guard let topic = manager.topic(name) else { continue }
                 json.beginObject()
                 json.field("name", name)
-                json.key("partitions")
-                json.beginArray()
-                for log in topic.partitions {
-                    let offsets = log.offsets
-                    json.beginObject()
-                    json.field("partition", log.partition)
-                    json.field("log_start_offset", offsets.logStartOffset)
-                    json.field("log_end_offset", offsets.logEndOffset)
-                    json.field("size_bytes", log.sizeBytes)
-                    json.endObject()
-                }
-                json.endArray()
+                Self.writePartitions(&json, topic)
                 json.endObject()
             }
             json.endArray()

@@ -8,6 +8,15 @@ import Foundation
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
+        abstract: "Benchmarks, each against a reference measured in the same run (see BENCHMARKS.md).",
+        subcommands: [StorageBenchCommand.self, IngestBenchCommand.self],
+        defaultSubcommand: StorageBenchCommand.self)
+}
+
+/// `edgelog bench storage`.
+struct StorageBenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "storage",
         abstract: "Measure the storage engine against dd, gzip -1 and the disk's fsync rate.")
 
     @Option(help: "Directory for benchmark data (same file system as the real data directory).")

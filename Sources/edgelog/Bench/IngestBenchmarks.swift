@@ -1,0 +1,282 @@
+import Foundation
+
+/// The daemon's ingest benchmarks, each against a reference measured in the same run: MQTT
+/// (mosquitto delivering to a null subscriber), HTTP bulk (wrk against the same server's
+/// /healthz), and the daemon's resident memory.
+struct IngestBenchmarks {
+    let directory: String
+    let messages: Int
+    let executable: String
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    // MARK: Processes
+
+    func launch(_ path: String, _ arguments: [String], stdin: String? = nil, stdout: FileHandle? = nil) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        if let stdin { process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: stdin)) }
+        process.standardOutput = stdout ?? FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    func waitForPort(_ port: Int, timeout: Double = 10) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = UInt16(port).bigEndian
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            close(fd)
+            if connected == 0 { return }
+            usleep(20_000)
+        }
+        throw Failure("nothing listens on 127.0.0.1:\(port)")
+    }
+
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func startMosquitto() throws -> (Process, Int) {
+        let port = Self.freePort()
+        let config = directory + "/mosquitto-\(port).conf"
+        try """
+            listener \(port) 127.0.0.1
+            allow_anonymous true
+            persistence false
+            max_queued_messages 2000000
+            max_inflight_messages 100
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let process = try launch("/usr/sbin/mosquitto", ["-c", config])
+        try waitForPort(port)
+        return (process, port)
+    }
+
+    /// Files of `count` 100-byte payloads, one per line, split over `publishers` files.
+    func payloadFiles(publishers: Int) throws -> [String] {
+        try (0..<publishers).map { publisher in
+            let path = directory + "/payload-\(publisher).txt"
+            var text = ""
+            text.reserveCapacity(messages / publishers * 101)
+            for index in 0..<(messages / publishers) {
+                let json = "{\"device\":\"d\(publisher)\",\"seq\":\(index),\"celsius\":\(20 + index % 9).5}"
+                text += json + String(repeating: " ", count: max(0, 100 - json.utf8.count)) + "\n"
+            }
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+    }
+
+    func publish(port: Int, files: [String]) throws -> [Process] {
+        try files.enumerated().map { index, file in
+            try launch("/usr/bin/mosquitto_pub", ["-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-t", "bench/d\(index)/x", "-l"], stdin: file)
+        }
+    }
+
+    // MARK: MQTT
+
+    /// mosquitto's own QoS 1 delivery rate from `publishers` publishers to one subscriber that
+    /// discards everything: messages/s.
+    func mosquittoReference(publishers: Int) throws -> Double {
+        let (broker, port) = try startMosquitto()
+        defer { broker.terminate(); broker.waitUntilExit() }
+        // Register a persistent session first, so the broker queues for the subscriber and
+        // the measurement does not depend on who connects first.
+        let register = try launch("/usr/bin/mosquitto_sub", ["-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-c", "-i", "null-sub", "-t", "bench/#", "-E"])
+        register.waitUntilExit()
+        let files = try payloadFiles(publishers: publishers)
+        let total = files.count * (messages / publishers)
+        let start = Date()
+        let subscriber = try launch(
+            "/usr/bin/mosquitto_sub", ["-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-c", "-i", "null-sub", "-t", "bench/#", "-C", "\(total)"])
+        let publishersRunning = try publish(port: port, files: files)
+        for process in publishersRunning { process.waitUntilExit() }
+        subscriber.waitUntilExit()
+        return Double(total) / Date().timeIntervalSince(start)
+    }
+
+    /// The daemon's rate: messages/s that reach the log, from publish start until the log holds
+    /// all of them.
+    func edgelogMQTT(ack: String, connections: Int, publishers: Int) throws -> Double {
+        let (broker, port) = try startMosquitto()
+        defer { broker.terminate(); broker.waitUntilExit() }
+        let daemon = try startDaemon(extra: """
+            [[topics]]
+            name = "bench"
+            partitions = \(max(1, connections))
+
+            [[mqtt.brokers]]
+            name = "bench"
+            port = \(port)
+            client_id = "edgelog-bench-\(port)"
+            ack = "\(ack)"
+            connections = \(connections)
+
+            [[mqtt.routes]]
+            filter = "bench/{device}/#"
+            topic = "bench"
+            key = "{device}"
+            """)
+        defer { daemon.stop() }
+        try daemon.waitForMetric("edgelog_mqtt_connected", atLeast: Double(connections))
+        let files = try payloadFiles(publishers: publishers)
+        let total = files.count * (messages / publishers)
+        let start = Date()
+        let running = try publish(port: port, files: files)
+        try daemon.waitForRecords(topic: "bench", count: total, timeout: 600)
+        for process in running { process.waitUntilExit() }
+        return Double(total) / Date().timeIntervalSince(start)
+    }
+
+    // MARK: HTTP
+
+    struct WrkResult {
+        var requestsPerSecond: Double
+        var p50Ms: Double
+        var p99Ms: Double
+    }
+
+    /// wrk with `connections` connections for `seconds`; with `script` (a Lua file) or a GET.
+    func wrk(url: String, connections: Int, seconds: Int, script: String?) throws -> WrkResult {
+        let output = directory + "/wrk-\(UUID().uuidString.prefix(6)).txt"
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        var arguments = ["-t2", "-c\(connections)", "-d\(seconds)s", "--latency"]
+        if let script { arguments += ["-s", script] }
+        let process = try launch("/usr/bin/wrk", arguments + [url], stdout: handle)
+        process.waitUntilExit()
+        let text = try String(contentsOfFile: output, encoding: .utf8)
+        func latency(_ label: String) -> Double {
+            guard let line = text.split(separator: "\n").first(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix(label) }) else { return .nan }
+            let value = line.split(separator: " ", omittingEmptySubsequences: true).last.map(String.init) ?? ""
+            if value.hasSuffix("us") { return (Double(value.dropLast(2)) ?? .nan) / 1000 }
+            if value.hasSuffix("ms") { return Double(value.dropLast(2)) ?? .nan }
+            if value.hasSuffix("s") { return (Double(value.dropLast(1)) ?? .nan) * 1000 }
+            return .nan
+        }
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Requests/sec:") }),
+            let rate = Double(line.split(separator: " ", omittingEmptySubsequences: true).last ?? "")
+        else { throw Failure("cannot read wrk's output: \(text)") }
+        if text.contains("Non-2xx") { throw Failure("wrk saw error answers: \(text)") }
+        return WrkResult(requestsPerSecond: rate, p50Ms: latency("50%"), p99Ms: latency("99%"))
+    }
+
+    /// A wrk script posting NDJSON bodies of `records` 100-byte records.
+    func ndjsonScript(records: Int) throws -> String {
+        var body = ""
+        for index in 0..<records {
+            let json = "{\"key\":\"d\(index % 16)\",\"value\":{\"seq\":\(index),\"celsius\":21.5,\"pad\":\"\(String(repeating: "x", count: 40))\"}}"
+            body += json + "\\n"
+        }
+        let path = directory + "/ndjson.lua"
+        try """
+            wrk.method = "POST"
+            wrk.body = "\(body.replacingOccurrences(of: "\"", with: "\\\""))"
+            wrk.headers["Content-Type"] = "application/x-ndjson"
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    // MARK: The daemon
+
+    final class Daemon {
+        let process: Process
+        let port: Int
+        init(process: Process, port: Int) {
+            self.process = process
+            self.port = port
+        }
+
+        func stop() {
+            process.terminate()
+            process.waitUntilExit()
+        }
+
+        func get(_ path: String) -> String? {
+            guard let url = URL(string: "http://127.0.0.1:\(port)\(path)"), let data = try? Data(contentsOf: url) else { return nil }
+            return String(decoding: data, as: UTF8.self)
+        }
+
+        /// Resident set size now and at its peak, from /proc.
+        func memory() -> (rssMB: Double, peakMB: Double) {
+            let status = (try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)) ?? ""
+            func kilobytes(_ key: String) -> Double {
+                guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(key) }) else { return .nan }
+                return Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? .nan
+            }
+            return (kilobytes("VmRSS:") / 1024, kilobytes("VmHWM:") / 1024)
+        }
+
+        func waitForMetric(_ name: String, atLeast value: Double, timeout: Double = 30) throws {
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline {
+                let total = (get("/metrics") ?? "").split(separator: "\n").filter { $0.hasPrefix(name) }
+                    .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
+                if total >= value { return }
+                usleep(50_000)
+            }
+            throw Failure("\(name) did not reach \(value)")
+        }
+
+        func waitForRecords(topic: String, count: Int, timeout: Double) throws {
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline {
+                if let text = get("/v1/topics/\(topic)"), let data = text.data(using: .utf8),
+                    let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                    let partitions = json["partitions"] as? [[String: Any]]
+                {
+                    let total = partitions.reduce(0) { $0 + (($1["log_end_offset"] as? Int) ?? 0) }
+                    if total >= count { return }
+                }
+                usleep(20_000)
+            }
+            throw Failure("the log did not reach \(count) records in \(topic) within \(timeout) s")
+        }
+    }
+
+    func startDaemon(extra: String = "") throws -> Daemon {
+        let port = Self.freePort()
+        let data = directory + "/daemon-\(port)"
+        let config = directory + "/edgelog-\(port).toml"
+        try """
+            [server]
+            data_dir = "\(data)"
+
+            [http]
+            listen = "127.0.0.1:\(port)"
+            max_body_bytes = 16777216
+
+            [storage]
+            flush = "always"
+
+            \(extra)
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let process = try launch(executable, ["serve", "--config", config, "--log-level", "warning"])
+        let daemon = Daemon(process: process, port: port)
+        let deadline = Date().addingTimeInterval(60)
+        while daemon.get("/readyz")?.contains("ready") != true {
+            guard Date() < deadline, process.isRunning else { throw Failure("the daemon did not start") }
+            usleep(20_000)
+        }
+        return daemon
+    }
+}
