@@ -1,12 +1,23 @@
 import Logging
 import ServiceLifecycle
+import Synchronization
 
-/// The daemon's MQTT side: one ingest service per configured broker.
-/// (Placeholder wiring until the MQTT ingest lands.)
+/// The daemon's MQTT side: one ingest service per configured broker, all with the same routes.
 enum MQTTServices {
+    /// The services of the running daemon, for `reload`.
+    private static let running = Mutex<[MQTTIngestService]>([])
+
     static func make(config: EdgelogConfig, ingestor: Ingestor, logger: Logger) -> [any Service] {
-        []
+        let services = config.brokers.map {
+            MQTTIngestService(broker: $0, routes: config.routes, ingestor: ingestor, logger: logger)
+        }
+        running.withLock { $0 = services }
+        return services
     }
 
-    static func reload(routes: [EdgelogConfig.Route]) {}
+    /// SIGHUP: new routes take effect at once when they subscribe to the same filters in the
+    /// same order (a route's log topic or key changed); see `MQTTIngestService.reload(routes:)`.
+    static func reload(routes: [EdgelogConfig.Route]) {
+        for service in running.withLock({ $0 }) { service.reload(routes: routes) }
+    }
 }

@@ -1,0 +1,354 @@
+import EdgeLogStorage
+public import Logging
+import Metrics
+import NIOCore
+public import ServiceLifecycle
+import Synchronization
+
+/// MQTT ingest from one broker: `broker.connections` libmosquitto clients with persistent
+/// sessions and QoS 1 subscriptions to every route's filter, each message appended to the log
+/// topic of the first route that matches its MQTT topic.
+///
+/// ## Records
+/// Value: the payload exactly as received (any bytes; empty stays empty, not null), copied
+/// once out of libmosquitto's buffer. Key: the route's key template rendered with the
+/// filter's captures, or none. Timestamp: the wall clock when the message arrived (ms).
+/// Headers: `mqtt.topic` (the MQTT topic), `mqtt.qos` (as delivered: "1" for QoS 1, "0" when
+/// the publisher used QoS 0), `mqtt.retain` ("true"/"false"; true for a retained message the
+/// broker replays to a new subscription).
+///
+/// A message no route matches is counted (`outcome=unrouted`), logged at debug and
+/// acknowledged: no route will ever take it, so having the broker redeliver it could only
+/// repeat this forever and hold up the messages behind it. (With routes changed between
+/// restarts, the persistent session may still hold subscriptions no route wants any more.)
+///
+/// ## `ack = durable`
+/// The message callback, on the connection's libmosquitto network thread, starts a task that
+/// appends the record and blocks until the commit (the log's flush policy) has happened or
+/// failed. libmosquitto writes the PUBACK only after the callback has returned (see
+/// `MQTTClient`), so a crash before the commit means the broker redelivers: at-least-once.
+/// One commit per message per connection bounds the rate; `connections > 1` with shared
+/// subscriptions runs that many in parallel.
+///
+/// When the append fails and trying again could help (disk budget full, disk full, fenced
+/// partition, log closed) the message is refused: `MQTTClient` drops the connection before
+/// the PUBACK is written, reconnects after a backoff that grows with each consecutive refusal
+/// (1, 2, 4 … 30 s), and the broker redelivers. Failures that no retry can fix — a record
+/// larger than the topic's maximum batch, a route to an invalid or (auto-creation off)
+/// missing topic — are counted, logged and acknowledged, like an unroutable message;
+/// refusing them would block every later message of the session behind them forever.
+///
+/// ## `ack = fast`
+/// The callback queues the record in a bounded in-memory queue (`fastQueueCapacity`, 10,000
+/// by default) and returns, so libmosquitto acknowledges at once; a task takes up to
+/// `fastBatchMaxRecords` at a time and appends them, one request per log topic in arrival
+/// order. When the queue is full the callback blocks until there is room (backpressure: the
+/// broker keeps the rest). Transient append failures are retried with backoff (100 ms up to
+/// 5 s) while the queue fills up and then blocks, permanent ones drop the records.
+///
+/// Loss window: a crash (kill -9, power loss) loses every record that was acknowledged and
+/// not yet committed: up to `fastQueueCapacity` queued plus the batch being appended (at
+/// most `fastBatchMaxRecords`), plus what the log's flush policy had not made durable. A
+/// graceful stop loses nothing unless the log refuses the last batches.
+///
+/// ## Stopping
+/// `run()` runs until graceful shutdown (or cancellation). Then every client stops taking
+/// messages: the message being handled finishes (for durable, its commit), the PUBACKs
+/// already queued are written, then a DISCONNECT; for fast, the queue is then drained into
+/// the log. The log must stay open until `run()` returns (the service group stops services
+/// in reverse order, so list this one after storage).
+///
+/// ## Metrics
+/// `edgelog_mqtt_messages_total{broker, outcome=stored|unrouted|failed}` (failed counts
+/// failed attempts: a refused message comes back and may be counted again) and
+/// `edgelog_mqtt_connected{broker, connection=<client id>}` (1 while connected). The same
+/// counts are in `statistics`.
+public final class MQTTIngestService: Service, Sendable {
+    public struct Statistics: Sendable, Equatable {
+        public var stored = 0
+        public var unrouted = 0
+        public var failed = 0
+        /// Extra copies of a message delivered for overlapping subscriptions (dropped).
+        public var duplicates = 0
+    }
+
+    /// Knobs the configuration file does not expose; tests shorten the delays.
+    struct Tuning: Sendable {
+        var reconnectDelayMinMs = 1_000
+        var reconnectDelayMaxMs = 30_000
+        var fastQueueCapacity = 10_000
+        var fastBatchMaxRecords = 1_000
+    }
+
+    public let broker: EdgelogConfig.Broker
+    private let routerState: Mutex<MQTTRouter>
+    let sink: any MQTTRecordSink
+    let tuning: Tuning
+    private let logger: Logger
+    private let storedCount = Atomic<Int>(0)
+    private let unroutedCount = Atomic<Int>(0)
+    private let failedCount = Atomic<Int>(0)
+    private let duplicateCount = Atomic<Int>(0)
+    private let subscribedConnections = Mutex<Set<Int>>([])
+    private let storedCounter: Counter
+    private let unroutedCounter: Counter
+    private let failedCounter: Counter
+    private let allocator = ByteBufferAllocator()
+
+    public convenience init(
+        broker: EdgelogConfig.Broker, routes: [EdgelogConfig.Route], ingestor: Ingestor, logger: Logger
+    ) {
+        self.init(broker: broker, routes: routes, sink: ingestor, logger: logger)
+    }
+
+    init(
+        broker: EdgelogConfig.Broker, routes: [EdgelogConfig.Route], sink: any MQTTRecordSink, logger: Logger,
+        tuning: Tuning = Tuning()
+    ) {
+        self.broker = broker
+        self.routerState = Mutex(MQTTRouter(routes: routes))
+        self.sink = sink
+        self.tuning = tuning
+        var logger = logger
+        logger[metadataKey: "edgelog.mqtt.broker_name"] = "\(broker.name)"
+        self.logger = logger
+        func counter(_ outcome: String) -> Counter {
+            Counter(label: "edgelog_mqtt_messages_total", dimensions: [("broker", broker.name), ("outcome", outcome)])
+        }
+        self.storedCounter = counter("stored")
+        self.unroutedCounter = counter("unrouted")
+        self.failedCounter = counter("failed")
+    }
+
+    public var statistics: Statistics {
+        Statistics(
+            stored: storedCount.load(ordering: .relaxed), unrouted: unroutedCount.load(ordering: .relaxed),
+            failed: failedCount.load(ordering: .relaxed), duplicates: duplicateCount.load(ordering: .relaxed))
+    }
+
+    /// How many connections are connected and have their subscriptions acknowledged.
+    public var readyConnections: Int { subscribedConnections.withLock { $0.count } }
+
+    /// The routes in use.
+    var router: MQTTRouter { routerState.withLock { $0 } }
+
+    /// Replaces the routes while running if the new ones subscribe to the same filters in the
+    /// same order (changed log topics or keys); anything else needs a restart, which the log
+    /// says. Returns whether the routes were replaced.
+    @discardableResult
+    public func reload(routes: [EdgelogConfig.Route]) -> Bool {
+        let new = MQTTRouter(routes: routes)
+        let replaced = routerState.withLock { router in
+            guard router.subscriptions == new.subscriptions else { return false }
+            router = new
+            return true
+        }
+        if replaced {
+            logger.info("MQTT routes reloaded", metadata: ["edgelog.mqtt.routes": "\(routes.count)"])
+        } else {
+            logger.info(
+                "MQTT routes subscribe to other filters now; restart edgelog to apply them",
+                metadata: ["edgelog.mqtt.filters": "\(new.subscriptions)"])
+        }
+        return replaced
+    }
+
+    public func run() async throws {
+        let connections = max(1, broker.connections)
+        let clientIds = MQTTRouter.clientIds(clientId: broker.clientId, connections: connections)
+        let filters = router.subscriptionFilters(connections: connections, sharedGroup: broker.sharedGroup)
+        let queue = broker.ack == .fast ? MQTTRecordQueue(capacity: tuning.fastQueueCapacity) : nil
+        var clients: [MQTTClient] = []
+        for (index, clientId) in clientIds.enumerated() {
+            let configuration = MQTTClient.Configuration(
+                host: broker.host, port: broker.port, clientId: clientId, username: broker.username,
+                password: broker.password, tlsCAFile: broker.tlsCAFile, tlsCertFile: broker.tlsCertFile,
+                tlsKeyFile: broker.tlsKeyFile, keepaliveSeconds: broker.keepaliveSeconds, subscriptions: filters,
+                reconnectDelayMinMs: tuning.reconnectDelayMinMs, reconnectDelayMaxMs: tuning.reconnectDelayMaxMs)
+            let connected = Gauge(
+                label: "edgelog_mqtt_connected", dimensions: [("broker", broker.name), ("connection", clientId)])
+            connected.record(0)
+            // One per connection: its network thread handles one message at a time.
+            let waiter = MQTTCommitWaiter()
+            do {
+                clients.append(
+                    try MQTTClient(
+                        configuration: configuration, logger: logger,
+                        onMessage: { [self] message in handle(message, queue: queue, waiter: waiter) },
+                        onEvent: { [self] event in
+                            switch event {
+                            case .connected: connected.record(1)
+                            case .subscribed: _ = subscribedConnections.withLock { $0.insert(index) }
+                            case .disconnected:
+                                connected.record(0)
+                                _ = subscribedConnections.withLock { $0.remove(index) }
+                            }
+                        }))
+            } catch {
+                throw MQTTClientError("MQTT broker '\(broker.name)', client '\(clientId)': \(error)")
+            }
+        }
+        let drain = queue.map { queue in Task { await self.drain(queue) } }
+        for client in clients { client.start() }
+        logger.info(
+            "MQTT ingest started",
+            metadata: [
+                "edgelog.mqtt.broker": "\(broker.host):\(broker.port)", "edgelog.mqtt.ack": "\(broker.ack.rawValue)",
+                "edgelog.mqtt.connections": "\(connections)", "edgelog.mqtt.filters": "\(filters)",
+            ])
+
+        // Until graceful shutdown; a cancelled task stops the same way.
+        try? await gracefulShutdown()
+
+        await withTaskGroup(of: Void.self) { group in
+            for client in clients { group.addTask { await client.stop() } }
+        }
+        queue?.close()
+        await drain?.value
+        let statistics = self.statistics
+        logger.info(
+            "MQTT ingest stopped",
+            metadata: [
+                "edgelog.mqtt.stored": "\(statistics.stored)", "edgelog.mqtt.unrouted": "\(statistics.unrouted)",
+                "edgelog.mqtt.failed": "\(statistics.failed)",
+            ])
+    }
+
+    // MARK: Messages (on a connection's network thread)
+
+    private func handle(
+        _ message: MQTTClient.Message, queue: MQTTRecordQueue?, waiter: MQTTCommitWaiter
+    ) -> MQTTClient.Disposition {
+        let router = self.router
+        guard let destination = router.route(message.topic) else {
+            unroutedCount.add(1, ordering: .relaxed)
+            unroutedCounter.increment()
+            logger.debug("no route for the MQTT topic; dropped", metadata: ["edgelog.mqtt.topic": "\(message.topic)"])
+            return .acknowledge
+        }
+        if let owner = router.owningSubscription(of: message.topic), !message.isDelivered(forSubscription: owner) {
+            duplicateCount.add(1, ordering: .relaxed)
+            logger.trace("copy for an overlapping subscription; dropped", metadata: ["edgelog.mqtt.topic": "\(message.topic)"])
+            return .acknowledge
+        }
+        let record = makeRecord(message, key: destination.key)
+        if let queue {
+            // False only while stopping: not queued, so not acknowledged either.
+            return queue.push(.init(topic: destination.topic, record: record)) ? .acknowledge : .refuse
+        }
+        return appendDurably(record, to: destination.topic, mqttTopic: message.topic, waiter: waiter)
+    }
+
+    private static let qosValues = (0...2).map { ByteBuffer(string: String($0)) }
+    private static let trueValue = ByteBuffer(string: "true")
+    private static let falseValue = ByteBuffer(string: "false")
+
+    func makeRecord(_ message: MQTTClient.Message, key: String?) -> Record {
+        var value = allocator.buffer(capacity: message.payload.count)
+        value.writeBytes(message.payload)
+        let qos = Self.qosValues.indices.contains(Int(message.qos)) ? Self.qosValues[Int(message.qos)] : ByteBuffer(string: String(message.qos))
+        return Record(
+            timestamp: wallClockMs(), key: key.map { ByteBuffer(string: $0) }, value: value,
+            headers: [
+                RecordHeader(key: "mqtt.topic", value: ByteBuffer(string: message.topic)),
+                RecordHeader(key: "mqtt.qos", value: qos),
+                RecordHeader(key: "mqtt.retain", value: message.retain ? Self.trueValue : Self.falseValue),
+            ])
+    }
+
+    /// Appends and waits for the commit on this (network) thread; see the type's documentation.
+    private func appendDurably(
+        _ record: Record, to topic: String, mqttTopic: String, waiter: MQTTCommitWaiter
+    ) -> MQTTClient.Disposition {
+        let sink = self.sink
+        waiter.reset()
+        Task {
+            do throws(IngestError) {
+                _ = try await sink.append(topic: topic, records: [record])
+                waiter.finish(nil)
+            } catch {
+                waiter.finish(error)
+            }
+        }
+        guard let error = waiter.wait() else {
+            storedCount.add(1, ordering: .relaxed)
+            storedCounter.increment()
+            return .acknowledge
+        }
+        failedCount.add(1, ordering: .relaxed)
+        failedCounter.increment()
+        let metadata: Logger.Metadata = [
+            "edgelog.mqtt.topic": "\(mqttTopic)", "edgelog.topic": "\(topic)", "edgelog.error": "\(error)",
+        ]
+        if Self.isPermanent(error) {
+            logger.info("cannot store the MQTT message, ever; dropped (acknowledged)", metadata: metadata)
+            return .acknowledge
+        }
+        logger.info(
+            "cannot store the MQTT message; not acknowledged, the broker will deliver it again", metadata: metadata)
+        return .refuse
+    }
+
+    /// Failures that retrying the same record cannot fix.
+    static func isPermanent(_ error: IngestError) -> Bool {
+        switch error {
+        case .recordTooLarge, .invalidTopic, .unknownTopic, .unknownPartition: true
+        case .storage(.recordTooLarge), .storage(.invalidTopicName), .storage(.unknownTopic): true
+        case .storage: false
+        }
+    }
+
+    // MARK: ack = fast
+
+    private func drain(_ queue: MQTTRecordQueue) async {
+        while let batch = await queue.take(maxItems: tuning.fastBatchMaxRecords) {
+            var topics: [String] = []
+            var groups: [String: [Record]] = [:]
+            for item in batch {
+                if groups[item.topic] == nil { topics.append(item.topic) }
+                groups[item.topic, default: []].append(item.record)
+            }
+            for topic in topics {
+                await appendQueued(groups[topic]!, to: topic, queue: queue)
+            }
+        }
+    }
+
+    /// Appends records that were already acknowledged, retrying transient failures until the
+    /// queue is closed (then they are lost, and counted as failed).
+    private func appendQueued(_ records: [Record], to topic: String, queue: MQTTRecordQueue) async {
+        var records = records
+        var delayMs = 100
+        var failing = false
+        while !records.isEmpty {
+            do throws(IngestError) {
+                _ = try await sink.append(topic: topic, records: records)
+                storedCount.add(records.count, ordering: .relaxed)
+                storedCounter.increment(by: records.count)
+                if failing { logger.info("appending MQTT records again", metadata: ["edgelog.topic": "\(topic)"]) }
+                return
+            } catch {
+                let metadata: Logger.Metadata = ["edgelog.topic": "\(topic)", "edgelog.error": "\(error)"]
+                if case .recordTooLarge(let index, _, _) = error, records.indices.contains(index) {
+                    records.remove(at: index)
+                    failedCount.add(1, ordering: .relaxed)
+                    failedCounter.increment()
+                    logger.info("MQTT record too large for the topic; dropped", metadata: metadata)
+                    continue
+                }
+                if Self.isPermanent(error) || queue.isClosed {
+                    failedCount.add(records.count, ordering: .relaxed)
+                    failedCounter.increment(by: records.count)
+                    logger.info("cannot store \(records.count) acknowledged MQTT records; lost", metadata: metadata)
+                    return
+                }
+                if !failing {
+                    logger.info("cannot store MQTT records; retrying while the queue fills up", metadata: metadata)
+                    failing = true
+                }
+                try? await Task.sleep(for: .milliseconds(delayMs))
+                delayMs = min(delayMs * 2, 5_000)
+            }
+        }
+    }
+}

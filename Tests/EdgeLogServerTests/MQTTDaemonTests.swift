@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// `ack = durable` end to end: the real `edgelog serve` subscribed to a real mosquitto, killed
+/// with SIGKILL while QoS 1 messages stream in, then started again.
+@Suite(
+    .enabled(
+        if: ProcessInfo.processInfo.environment["EDGELOG_IT"] == "1"
+            && FileManager.default.isExecutableFile(atPath: DaemonProcess.binary)),
+    .serialized)
+struct MQTTDaemonTests {
+    static let clientId = "edgelog-crash-test"
+
+    static func config(broker: MQTTTestBroker, ack: String) -> String {
+        """
+        [[topics]]
+        name = "sensors"
+        partitions = 1
+
+        [[mqtt.brokers]]
+        name = "local"
+        port = \(broker.port)
+        client_id = "\(clientId)"
+        ack = "\(ack)"
+        keepalive_seconds = 10
+
+        [[mqtt.routes]]
+        filter = "sensors/{device}/#"
+        topic = "sensors"
+        key = "{device}"
+        """
+    }
+
+    /// Every value in the topic's one partition, in offset order, through the HTTP API.
+    static func values(_ daemon: DaemonProcess) async throws -> [String] {
+        var values: [String] = []
+        var offset = 0
+        while true {
+            let (status, body) = try await daemon.request(
+                .GET, "/v1/topics/sensors/partitions/0/records?offset=\(offset)&max_records=10000&format=binary")
+            guard status == 200 else { throw MQTTTestFailure("read: \(status) \(body)") }
+            let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as! [String: Any]
+            let records = json["records"] as! [[String: Any]]
+            if records.isEmpty { return values }
+            for record in records {
+                let base64 = record["value_base64"] as? String ?? ""
+                values.append(String(decoding: Data(base64Encoded: base64) ?? Data(), as: UTF8.self))
+            }
+            offset = json["next_offset"] as! Int
+        }
+    }
+
+    static func pubacks(_ broker: MQTTTestBroker) -> Int {
+        broker.log.components(separatedBy: "Received PUBACK from \(clientId)").count - 1
+    }
+
+    @Test func killMinus9WhileMessagesArriveLosesNoneWithAckDurable() async throws {
+        let broker = try MQTTTestBroker()
+        let daemon = try DaemonProcess(extraConfig: Self.config(broker: broker, ack: "durable"))
+        defer { daemon.remove() }
+        try await daemon.start()
+        try await mqttEventually("the subscription") { broker.log.contains("Sending SUBACK to \(Self.clientId)") }
+
+        let messages = (0..<3000).map { "m\($0)" }
+        let publisher = try broker.startPublishing("sensors/device-1/reading", lines: messages)
+        // Killed while it acknowledges messages one commit at a time.
+        try await mqttEventually("200 acknowledged messages") { Self.pubacks(broker) >= 200 }
+        try await daemon.stop(signal: SIGKILL)
+        let acknowledgedBeforeTheKill = Self.pubacks(broker)
+        publisher.waitUntilExit()
+        #expect(publisher.terminationStatus == 0)
+        #expect(acknowledgedBeforeTheKill < messages.count, "the kill came too late to prove anything")
+
+        try await daemon.start()
+        // The broker delivers the session's messages in order: the marker comes last.
+        try broker.publish("sensors/device-1/reading", "end")
+        try await mqttEventually("the marker", timeout: .seconds(120)) { try await Self.values(daemon).last == "end" }
+        let values = try await Self.values(daemon)
+        let missing = Set(messages).subtracting(values)
+        #expect(missing.isEmpty, "\(missing.count) messages lost")
+        // At-least-once: at most the message whose commit the kill interrupted comes twice.
+        let duplicates = values.count - Set(values).count
+        #expect(duplicates <= 1, "\(duplicates) duplicates")
+        #expect(try await daemon.stop() == 0)
+    }
+}
