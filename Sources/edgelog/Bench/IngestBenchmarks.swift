@@ -98,7 +98,8 @@ struct IngestBenchmarks {
     /// discards everything: messages/s.
     func mosquittoReference(publishers: Int) throws -> Double {
         let (broker, port) = try startMosquitto()
-        defer { broker.terminate(); broker.waitUntilExit() }
+        // SIGKILL: mosquitto started from a Swift process inherits a blocked SIGTERM.
+        defer { kill(broker.processIdentifier, SIGKILL); broker.waitUntilExit() }
         // Register a persistent session first, so the broker queues for the subscriber and
         // the measurement does not depend on who connects first.
         let register = try launch("/usr/bin/mosquitto_sub", ["-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-c", "-i", "null-sub", "-t", "bench/#", "-E"])
@@ -118,7 +119,8 @@ struct IngestBenchmarks {
     /// all of them.
     func edgelogMQTT(ack: String, connections: Int, publishers: Int) throws -> Double {
         let (broker, port) = try startMosquitto()
-        defer { broker.terminate(); broker.waitUntilExit() }
+        // SIGKILL: mosquitto started from a Swift process inherits a blocked SIGTERM.
+        defer { kill(broker.processIdentifier, SIGKILL); broker.waitUntilExit() }
         let daemon = try startDaemon(extra: """
             [[topics]]
             name = "bench"
