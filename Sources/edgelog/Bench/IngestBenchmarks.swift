@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking  // Data(contentsOf:) for http:// URLs on Linux
+#endif
 
 /// The daemon's ingest benchmarks, each against a reference measured in the same run: MQTT
 /// (mosquitto delivering to a null subscriber), HTTP bulk (wrk against the same server's
