@@ -92,6 +92,35 @@ struct DaemonProcessTests {
         try await daemon.stop()
     }
 
+    @Test func sighupCreatesTopicsNewInTheFileAndKeepsRunningOnABadFile() async throws {
+        let daemon = try DaemonProcess()
+        defer { daemon.remove() }
+        try await daemon.start()
+        let original = try String(contentsOfFile: daemon.configPath, encoding: .utf8)
+        try (original + "\n[[topics]]\nname = \"added-by-reload\"\npartitions = 2\n").write(
+            toFile: daemon.configPath, atomically: true, encoding: .utf8)
+        kill(daemon.process!.processIdentifier, SIGHUP)
+        let deadline = ContinuousClock.now + .seconds(20)
+        var status = 0
+        while ContinuousClock.now < deadline {
+            (status, _) = try await daemon.request(.GET, "/v1/topics/added-by-reload")
+            if status == 200 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(status == 200, "\(daemon.stderr)")
+        // A broken file changes nothing and stops nothing.
+        try "[http\n".write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
+        kill(daemon.process!.processIdentifier, SIGHUP)
+        let logDeadline = ContinuousClock.now + .seconds(20)
+        while !daemon.stderr.contains("configuration not reloaded") && ContinuousClock.now < logDeadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(daemon.stderr.contains("configuration not reloaded"))
+        let (ready, _) = try await daemon.request(.GET, "/readyz")
+        #expect(ready == 200)
+        #expect(try await daemon.stop() == 0)
+    }
+
     @Test func aBadConfigurationExitsWithItsLocation() throws {
         let daemon = try DaemonProcess(extraConfig: "[storage]\ncodec = \"brotli\"\n")
         defer { daemon.remove() }

@@ -34,7 +34,9 @@ public enum Daemon {
         let diskGauge = Gauge(label: "edgelog_disk_used_bytes")
 
         var services: [any Service] = [
-            WatchdogService(notifier: notifier, logger: logger) { state.phase != .stopping || true },
+            // Pets systemd's watchdog for as long as the process runs its services; a hang
+            // (no pets) makes systemd restart it.
+            WatchdogService(notifier: notifier, logger: logger),
             LogService(manager: manager, logger: logger),
         ]
         services += MQTTServices.make(config: config, ingestor: ingestor, logger: logger)
