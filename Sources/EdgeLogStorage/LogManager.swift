@@ -226,7 +226,7 @@ public final class LogManager: Sendable {
 
 /// Applies retention at an interval until stopped.
 private final class RetentionThread: @unchecked Sendable {
-    private let condition = Condition()
+    private let condition = BlockingCondition()
     private var stopping = false
     private var stopped = false
     private let intervalNanos: UInt64

@@ -92,7 +92,7 @@ extension PartitionLog {
 
 /// Blocks one thread until a completion arrives.
 private final class Waiter: @unchecked Sendable {
-    private let condition = Condition()
+    private let condition = BlockingCondition()
     private var result: Result<AppendResult, StorageError>?
 
     func finish(_ result: Result<AppendResult, StorageError>) {
@@ -129,7 +129,7 @@ final class Appender: @unchecked Sendable {
         var completion: PartitionLog.AppendCompletion
     }
 
-    let condition = Condition()
+    let condition = BlockingCondition()
     // Guarded by `condition`.
     var queue: [Pending] = []
     var queuedBytes = 0

@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import CMosquitto
+import EdgeLogStorage
 import Logging
 
 /// One connection to an MQTT broker through libmosquitto 2.0, with a persistent session and
@@ -175,7 +176,7 @@ final class MQTTClient: @unchecked Sendable {
     private var lastDisconnectReason: Int32? = nil
 
     // Under `control`.
-    private let control = MQTTCondition()
+    private let control = BlockingCondition()
     private var isStarted = false
     private var isStopRequested = false
     private var isFinished = false
@@ -370,10 +371,10 @@ final class MQTTClient: @unchecked Sendable {
         let attempt = max(connectFailures, consecutiveRefusals, 1)
         let factor = 1 << min(attempt - 1, 20)
         let delayMs = min(configuration.reconnectDelayMaxMs, configuration.reconnectDelayMinMs * factor)
-        let deadline = MQTTCondition.nowNanos() + UInt64(delayMs) * 1_000_000
+        let deadline = BlockingCondition.nowNanos() + UInt64(delayMs) * 1_000_000
         control.withLock {
             while !isStopRequested {
-                let now = MQTTCondition.nowNanos()
+                let now = BlockingCondition.nowNanos()
                 guard now < deadline else { break }
                 control.wait(timeoutNanos: deadline - now)
             }
@@ -385,8 +386,8 @@ final class MQTTClient: @unchecked Sendable {
     private func stopCleanly() {
         guard mosquitto_socket(handle) >= 0 else { return }
         if mosquitto_disconnect(handle) == Self.success {
-            let deadline = MQTTCondition.nowNanos() + 2_000_000_000
-            while case let fd = mosquitto_socket(handle), fd >= 0, MQTTCondition.nowNanos() < deadline {
+            let deadline = BlockingCondition.nowNanos() + 2_000_000_000
+            while case let fd = mosquitto_socket(handle), fd >= 0, BlockingCondition.nowNanos() < deadline {
                 var descriptor = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
                 _ = poll(&descriptor, 1, 100)
                 guard mosquitto_loop_write(handle, 1) == Self.success else { break }

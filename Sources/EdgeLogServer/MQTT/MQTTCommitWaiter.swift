@@ -3,7 +3,7 @@ import EdgeLogStorage
 /// The hand-over of one append's result from the task that ran it to the network thread that
 /// waits for it. Reused for every message of one connection (which handles one at a time).
 final class MQTTCommitWaiter: @unchecked Sendable {
-    private let condition = MQTTCondition()
+    private let condition = BlockingCondition()
     private var isDone = false
     private var error: IngestError? = nil
 

@@ -17,7 +17,7 @@ final class MQTTRecordQueue: @unchecked Sendable {
     }
 
     let capacity: Int
-    private let condition = MQTTCondition()
+    private let condition = BlockingCondition()
     // Under `condition`: items[head...] wait to be taken.
     private var items: [Item] = []
     private var head = 0

@@ -1,9 +1,14 @@
-/// A mutex with a condition variable, for the appender thread and the threads waiting on it.
-final class Condition: @unchecked Sendable {
+/// A pthread mutex with one condition variable on the monotonic clock, for threads that must
+/// really block outside Swift concurrency: the partition appenders and the threads waiting on
+/// them, and libmosquitto's network threads in MQTT ingest.
+///
+/// Thread safety: every method may be called from any thread; the `wait` methods must be
+/// called with the lock held.
+public final class BlockingCondition: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
-    init() {
+    public init() {
         pthread_mutex_init(mutex, nil)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
@@ -19,26 +24,35 @@ final class Condition: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    func lock() { pthread_mutex_lock(mutex) }
-    func unlock() { pthread_mutex_unlock(mutex) }
+    public func lock() { pthread_mutex_lock(mutex) }
+    public func unlock() { pthread_mutex_unlock(mutex) }
 
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+    public func withLock<T>(_ body: () throws -> T) rethrows -> T {
         lock()
         defer { unlock() }
         return try body()
     }
 
     /// Waits for a signal; the lock must be held.
-    func wait() { pthread_cond_wait(condition, mutex) }
+    public func wait() { pthread_cond_wait(condition, mutex) }
 
     /// Waits for a signal or until the monotonic clock reaches `deadlineNanos`.
-    func wait(untilNanos deadlineNanos: UInt64) {
+    public func wait(untilNanos deadlineNanos: UInt64) {
         var deadline = timespec(tv_sec: Int(deadlineNanos / 1_000_000_000), tv_nsec: Int(deadlineNanos % 1_000_000_000))
         pthread_cond_timedwait(condition, mutex, &deadline)
     }
 
-    func signal() { pthread_cond_signal(condition) }
-    func broadcast() { pthread_cond_broadcast(condition) }
+    /// Waits for a signal or at most `timeoutNanos`; returns early on a signal or a spurious
+    /// wake-up, so callers re-check their predicate and deadline.
+    public func wait(timeoutNanos: UInt64) {
+        wait(untilNanos: monotonicNanos() + timeoutNanos)
+    }
+
+    /// Monotonic nanoseconds, for deadlines.
+    public static func nowNanos() -> UInt64 { monotonicNanos() }
+
+    public func signal() { pthread_cond_signal(condition) }
+    public func broadcast() { pthread_cond_broadcast(condition) }
 }
 
 /// Monotonic nanoseconds, for deadlines.
