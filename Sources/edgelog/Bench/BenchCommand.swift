@@ -35,12 +35,7 @@ struct StorageBenchCommand: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let bench = StorageBenchmarks(directory: directory)
-        var results: [BenchResult] = []
-        func report(_ result: BenchResult) {
-            results.append(result)
-            print("\(result.name): \(BenchResult.format(result.value)) \(result.unit)"
-                + (result.ratio.map { String(format: " (%.2f × ", $0) + (result.reference ?? "") + ")" } ?? ""))
-        }
+        var report = BenchResult.Report()
         print("CRC-32C hardware acceleration: \(CRC32C.isHardwareAccelerated)")
 
         let dd = try References.ddWriteMBps(directory: directory, megabytes: megabytes)
@@ -50,15 +45,15 @@ struct StorageBenchCommand: AsyncParsableCommand {
         plain.segmentBytes = 256 * 1024 * 1024
         let appendPath = try bench.freshDirectory("append")
         let large = try bench.append(into: appendPath, megabytes: megabytes, config: plain, recordsPerAppend: 9000)
-        report(BenchResult(
+        report.add(BenchResult(
             name: "append, codec none, fsync=interval, 1 MiB batches", value: large.storedMBps, unit: "MB/s",
             reference: "dd bs=1M conv=fdatasync", referenceValue: dd, target: "≥ 0.7",
             note: String(format: "%.0f records/s of 100 B", large.recordsPerSecond)))
-        report(BenchResult(
+        report.add(BenchResult(
             name: "append, 100-byte records, requests of 9000", value: large.recordsPerSecond, unit: "records/s",
             target: "≥ 1,000,000"))
         let read = try bench.sequentialRead(appendPath, config: plain)
-        report(BenchResult(
+        report.add(BenchResult(
             name: "sequential read of stored batches", value: read.mbps, unit: "MB/s", reference: "dd write",
             referenceValue: dd, note: read.cold ? "page cache dropped first" : "page cache warm"))
         try? FileManager.default.removeItem(atPath: appendPath)
@@ -66,7 +61,7 @@ struct StorageBenchCommand: AsyncParsableCommand {
         let small = try bench.append(
             into: try bench.freshDirectory("append-small"), megabytes: megabytes / 4, config: plain, recordsPerAppend: 100,
             inFlight: 64)
-        report(BenchResult(
+        report.add(BenchResult(
             name: "append, 100-byte records, requests of 100", value: small.recordsPerSecond, unit: "records/s",
             target: "≥ 1,000,000"))
 
@@ -87,27 +82,26 @@ struct StorageBenchCommand: AsyncParsableCommand {
         let gzipped = try bench.append(
             into: try bench.freshDirectory("append-gzip"), megabytes: rawMegabytes, config: gzipConfig,
             recordsPerAppend: 9000)
-        report(BenchResult(
+        report.add(BenchResult(
             name: "append, gzip level 1", value: gzipped.payloadMBps, unit: "MB/s of records",
             reference: "gzip -1 on the same bytes", referenceValue: gzip, target: "≥ 0.8",
             note: String(format: "stored %.1f%% of input", 100 * Double(gzipped.storedBytes) / Double(gzipped.records * 100))))
 
         let fsyncs = try References.fsyncsPerSecond(directory: directory, count: 300)
         let group = try await bench.groupCommit(producers: producers, appendsPerProducer: 300)
-        report(BenchResult(
+        report.add(BenchResult(
             name: "fsync=always, \(producers) producers, 1 record per append", value: group.recordsPerSecond,
             unit: "records/s", reference: "raw 4 KiB write + fdatasync", referenceValue: fsyncs, referenceUnit: "fsyncs/s",
             target: "≫ 1",
             note: String(format: "ack p50 %.2f ms, p99 %.2f ms, %d batches", group.p50Ms, group.p99Ms, group.batches)))
 
         let reopen = try bench.reopen(megabytes: reopenMegabytes, tailMegabytes: 64)
-        report(BenchResult(
+        report.add(BenchResult(
             name: "reopen after clean shutdown, \(reopenMegabytes) MB", value: reopen.clean, unit: "s", target: "< 1 s"))
-        report(BenchResult(
+        report.add(BenchResult(
             name: "reopen after a crash with an unflushed 64 MB tail", value: reopen.crashed, unit: "s",
             note: "\(reopen.scannedBytes / 1_000_000) MB scanned and CRC-checked"))
 
-        print("")
-        print(BenchResult.markdownTable(results))
+        report.printTable()
     }
 }

@@ -16,6 +16,22 @@ struct BenchResult {
         return value / referenceValue
     }
 
+    /// Collects a run's results, printing each as it comes (benchmarks take minutes).
+    struct Report {
+        private(set) var results: [BenchResult] = []
+
+        mutating func add(_ result: BenchResult) {
+            results.append(result)
+            let ratio = result.ratio.map { String(format: " (%.2f × ", $0) + (result.reference ?? "") + ")" } ?? ""
+            print("\(result.name): \(BenchResult.format(result.value)) \(result.unit)" + ratio)
+        }
+
+        func printTable() {
+            print("")
+            print(BenchResult.markdownTable(results))
+        }
+    }
+
     static func markdownTable(_ results: [BenchResult]) -> String {
         var lines = [
             "| benchmark | result | reference (same run) | ratio | target | note |",
