@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // Debian's C libraries, found through pkg-config. zlib is used directly rather than
@@ -61,6 +63,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Kafka wire protocol: codecs generated from Apache Kafka's message specs by
+        // scripts/generate-kafka-codecs, and the SwiftNIO client the replicator uses.
+        .target(
+            name: "EdgeLogKafka",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "EdgeLogServer",
             dependencies: [
@@ -94,6 +109,14 @@ let package = Package(
                 "EdgeLogStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EdgeLogKafkaTests",
+            dependencies: [
+                "EdgeLogKafka",
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
