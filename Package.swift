@@ -79,7 +79,7 @@ let package = Package(
         .target(
             name: "EdgeLogServer",
             dependencies: [
-                "EdgeLogStorage", "CMosquitto",
+                "EdgeLogStorage", "EdgeLogKafka", "CMosquitto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -123,7 +123,7 @@ let package = Package(
         .testTarget(
             name: "EdgeLogServerTests",
             dependencies: [
-                "EdgeLogServer", "EdgeLogStorage",
+                "EdgeLogServer", "EdgeLogStorage", "EdgeLogKafka",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -181,6 +181,7 @@ extension PartitionLog {
                 $0.recoveryPoint = RecoveryPoint(offset: nextOffset, segment: segment, position: endPosition)
             }
         }
+        commits.notifyAll()
         for (pending, result) in zip(scratch.group, scratch.results) {
             pending.completion(.success(result))
         }

@@ -61,6 +61,7 @@ public final class PartitionLog: @unchecked Sendable {
 
     let state: Mutex<State>
     let appender = Appender()
+    let commits = CommitSignal()
 
     static let recoveryPointFile = "recovery-point.checkpoint"
     static let logStartFile = "log-start.checkpoint"
@@ -134,6 +135,14 @@ public final class PartitionLog: @unchecked Sendable {
             index += 1
         }
         return ByteBuffer()
+    }
+
+    /// Waits until the log end passes `offset` (there is something to read at `offset`), at
+    /// most `timeout`. Returns the log end offset then.
+    @discardableResult
+    public func waitForData(at offset: Int64, timeout: Duration) async -> Int64 {
+        await commits.wait(timeout: timeout) { logEndOffset > offset }
+        return logEndOffset
     }
 
     /// Decoded records from `offset` on, at most `maxRecords`, reading at most about `maxBytes`
@@ -264,5 +273,6 @@ public final class PartitionLog: @unchecked Sendable {
     /// nothing) and stops the appender thread. Idempotent.
     public func close() {
         appender.close()
+        commits.notifyAll()
     }
 }

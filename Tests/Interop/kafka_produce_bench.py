@@ -24,6 +24,7 @@ process). errors counts failed deliveries; any failure makes the exit status 1.
 
 import argparse
 import json
+import logging
 import random
 import resource
 import sys
@@ -37,6 +38,18 @@ WORDS = ("ingest", "edge", "sensor", "gateway", "batch", "flush", "segment", "re
 LEVELS = ("debug", "info", "info", "info", "warn", "error")
 HOSTS = tuple("edge-%02d" % i for i in range(16))
 POOL_LIMIT = 8192
+
+
+class PidWatch(logging.Handler):
+    """Notes librdkafka's "Acquired PID" debug line; drops every log record."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = False
+
+    def emit(self, record):
+        if not self.seen and "Acquired PID" in record.getMessage():
+            self.seen = True
 
 
 def parse_args(argv):
@@ -92,15 +105,27 @@ def main(argv):
     pool = [make_value(i, args.size, rng) for i in range(min(args.records, POOL_LIMIT))]
     keys = [("key-%d" % i).encode("ascii") for i in range(args.keys)] or [None]
 
+    pid_acquired = PidWatch()
+    logger = logging.getLogger("kafka_produce_bench.librdkafka")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(pid_acquired)
     producer = Producer({
         "bootstrap.servers": args.bootstrap,
         "linger.ms": 5,
         "compression.type": "gzip",
         "acks": "all",
         "enable.idempotence": True,
+        # Only to see "Acquired PID" (a few lines per run); everything else the handler drops.
+        "debug": "eos",
+        "logger": logger,
     })
-    # Connect and get the producer id before timing starts.
+    # Connect and get the producer id before timing starts: librdkafka retries InitProducerId on
+    # a 500 ms timer when no broker is up yet, which would otherwise land in short runs' timings.
     producer.list_topics(args.topic, timeout=10)
+    warmup_deadline = time.monotonic() + 10
+    while not pid_acquired.seen and time.monotonic() < warmup_deadline:
+        producer.poll(0.02)
 
     state = {"delivered": 0, "errors": 0, "first_error": None}
 

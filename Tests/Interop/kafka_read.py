@@ -41,8 +41,14 @@ def b64(data):
     return None if data is None else base64.b64encode(bytes(data)).decode("ascii")
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):  # exit 1, not argparse's 2 (2 means "fewer records than expected")
+        self.print_usage(sys.stderr)
+        self.exit(1, "%s: error: %s\n" % (self.prog, message))
+
+
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bootstrap", required=True, help="HOST:PORT")
     parser.add_argument("--topic", required=True)
     parser.add_argument("--expect", type=int, required=True, help="records to wait for")

@@ -1,0 +1,53 @@
+import Synchronization
+
+/// Wakes readers parked at a partition's log end when the writer commits more: the
+/// replicator's shippers and (later) Kafka long-poll fetches, without polling.
+final class CommitSignal: Sendable {
+    private struct State {
+        var nextWaiter: UInt64 = 0
+        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    /// Called by the writer after every commit; cheap when nobody waits.
+    func notifyAll() {
+        let waiters = state.withLock { state -> [UInt64: CheckedContinuation<Void, Never>] in
+            guard !state.waiters.isEmpty else { return [:] }
+            defer { state.waiters = [:] }
+            return state.waiters
+        }
+        for waiter in waiters.values { waiter.resume() }
+    }
+
+    /// Returns once `isReady()` holds, after `timeout`, or when the task is cancelled,
+    /// whichever comes first. `isReady` is checked under the signal's lock, so a commit that
+    /// lands between the check and the wait still wakes this waiter.
+    func wait(timeout: Duration, isReady: () -> Bool) async {
+        let id = state.withLock { state -> UInt64 in
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            self?.resume(id)
+        }
+        defer { timer.cancel() }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let parked = state.withLock { state -> Bool in
+                    guard !isReady(), !Task.isCancelled else { return false }
+                    state.waiters[id] = continuation
+                    return true
+                }
+                if !parked { continuation.resume() }
+            }
+        } onCancel: {
+            resume(id)
+        }
+    }
+
+    private func resume(_ id: UInt64) {
+        state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+    }
+}
