@@ -137,6 +137,22 @@ public final class PartitionLog: @unchecked Sendable {
         return ByteBuffer()
     }
 
+    /// Stored bytes from the batch holding `offset` to the committed end: how much a reader at
+    /// `offset` (a lagging upstream) still has to move. Zero at or past the end.
+    public func bytes(from offset: Int64) -> Int64 {
+        let (segments, end, endPosition) = state.withLock { ($0.segments, $0.committedOffset, $0.committedPosition) }
+        guard offset < end, let first = Self.segmentIndex(containing: max(offset, segments[0].baseOffset), in: segments) else {
+            return 0
+        }
+        var total: Int64 = 0
+        for index in first..<segments.count {
+            let limit = index == segments.count - 1 ? endPosition : segments[index].sizeBytes
+            let start = index == first ? ((try? segments[index].position(of: offset, limit: limit)) ?? nil) ?? limit : 0
+            total += limit - start
+        }
+        return total
+    }
+
     /// Waits until the log end passes `offset` (there is something to read at `offset`), at
     /// most `timeout`. Returns the log end offset then.
     @discardableResult

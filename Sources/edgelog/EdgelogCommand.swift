@@ -14,6 +14,7 @@ struct Edgelog: AsyncParsableCommand {
             ServeCommand.self,
             ConfigCommand.self,
             StatusCommand.self,
+            ReplicationCommand.self,
             ProduceCommand.self,
             ConsumeCommand.self,
             TopicsCommand.self,

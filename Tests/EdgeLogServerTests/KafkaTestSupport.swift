@@ -81,10 +81,12 @@ final class FaultProxy: @unchecked Sendable {
     private let output: FileHandle
     private var pending = Data()
 
-    init(listenPort: Int = 0, target: Int) throws {
+    /// With `tls` (certificate and key files), the proxy serves TLS to clients.
+    init(listenPort: Int = 0, target: Int, tls: (certificate: String, key: String)? = nil) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", interopScript("tcp_fault_proxy.py"), "--listen-port", "\(listenPort)", "--target", "127.0.0.1:\(target)"]
+        if let tls { process.arguments! += ["--tls-cert", tls.certificate, "--tls-key", tls.key] }
         let stdin = Pipe()
         let stdout = Pipe()
         process.standardInput = stdin
@@ -147,6 +149,11 @@ struct UpstreamRecord: Decodable, Equatable {
 
     var keyText: String? { key.flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) } }
     var valueText: String? { value.flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) } }
+    /// The value without the JSON quotes the HTTP API keeps around a string value.
+    var unquotedValue: String? {
+        guard let text = valueText else { return nil }
+        return text.count >= 2 && text.hasPrefix("\"") && text.hasSuffix("\"") ? String(text.dropFirst().dropLast()) : text
+    }
     var headerPairs: [(String, String?)] {
         headers.map { pair in (pair[0] ?? "", pair[1].flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) }) }
     }

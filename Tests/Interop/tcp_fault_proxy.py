@@ -2,6 +2,7 @@
 """A userspace TCP proxy that injects network faults on command, for edgelog's replication tests.
 
     tcp_fault_proxy.py --listen-port 0 --target HOST:PORT [--listen-host 127.0.0.1]
+                       [--tls-cert CERT.pem --tls-key KEY.pem]
 
 Listens on 127.0.0.1 (port 0 = any free port), prints "PORT <n>" on stdout once listening, and
 forwards every accepted connection to the target. Commands arrive on stdin, one per line; after
@@ -244,7 +245,14 @@ async def main_async(args):
     if not host or not port.isdigit():
         raise SystemExit("--target must be HOST:PORT")
     proxy = Proxy(host.strip("[]"), int(port))
-    server = await asyncio.start_server(proxy.handle, args.listen_host, args.listen_port)
+    tls = None
+    if args.tls_cert:
+        # Terminates TLS for clients (the target stays plaintext): a TLS front for brokers
+        # that cannot speak it themselves.
+        import ssl
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+    server = await asyncio.start_server(proxy.handle, args.listen_host, args.listen_port, ssl=tls)
     listen_port = server.sockets[0].getsockname()[1]
     out("PORT %d" % listen_port)
 
@@ -268,6 +276,8 @@ def main(argv):
     parser.add_argument("--listen-port", type=int, default=0)
     parser.add_argument("--listen-host", default="127.0.0.1")
     parser.add_argument("--target", required=True, help="HOST:PORT")
+    parser.add_argument("--tls-cert", help="serve TLS to clients with this certificate (PEM)")
+    parser.add_argument("--tls-key", help="the certificate's private key (PEM)")
     args = parser.parse_args(argv)
     asyncio.run(main_async(args))
     return 0

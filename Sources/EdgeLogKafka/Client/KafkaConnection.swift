@@ -33,6 +33,7 @@ public final class KafkaConnection: Sendable {
         }
         let maxFrame = configuration.maxResponseBytes
         let serverHostname = Self.isIPAddress(broker.host) ? nil : broker.host
+        let handshake = group.next().makePromise(of: Void.self)
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(.nanoseconds(Self.nanoseconds(configuration.connectTimeout)))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -41,6 +42,9 @@ public final class KafkaConnection: Sendable {
                     if let sslContext {
                         let tls = try NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname)
                         try channel.pipeline.syncOperations.addHandler(tls)
+                        try channel.pipeline.syncOperations.addHandler(TLSHandshakeWaiter(handshake: handshake, broker: name))
+                    } else {
+                        handshake.succeed(())
                     }
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(KafkaFrameDecoder(maxFrameSize: maxFrame, broker: name)))
@@ -54,6 +58,18 @@ public final class KafkaConnection: Sendable {
             throw .connectFailed(broker: name, reason: "\(error)")
         }
         let connection = KafkaConnection(broker: broker, channel: channel, configuration: configuration)
+        let handshakeTimeout = channel.eventLoop.scheduleTask(in: .nanoseconds(Self.nanoseconds(configuration.connectTimeout))) {
+            handshake.fail(KafkaClientError.tlsFailed(
+                broker: name, reason: "no TLS handshake within \(configuration.connectTimeout) (is the listener TLS?)"))
+        }
+        do {
+            try await handshake.futureResult.get()
+            handshakeTimeout.cancel()
+        } catch {
+            handshakeTimeout.cancel()
+            connection.close()
+            throw (error as? KafkaClientError) ?? .tlsFailed(broker: name, reason: "\(error)")
+        }
         do {
             try await connection.negotiateVersions()
             if let sasl = configuration.sasl { try await connection.authenticate(sasl) }
@@ -138,7 +154,11 @@ public final class KafkaConnection: Sendable {
         let timer = channel.eventLoop.scheduleTask(in: .nanoseconds(Self.nanoseconds(timeout))) {
             channel.pipeline.fireErrorCaught(KafkaClientError.requestTimedOut(broker: brokerName, api: api, after: timeout))
         }
-        channel.writeAndFlush(KafkaOutboundRequest(correlationId: correlationId, frame: frame, response: promise), promise: nil)
+        // A write to a channel that has already closed never reaches the handler, so its
+        // failure must fail the response here (a second completion is ignored by NIO).
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { _ in promise.fail(KafkaClientError.connectionClosed(broker: brokerName)) }
+        channel.writeAndFlush(KafkaOutboundRequest(correlationId: correlationId, frame: frame, response: promise), promise: written)
         promise.futureResult.whenComplete { _ in timer.cancel() }
         return promise.futureResult
     }

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOSSL
+import NIOTLS
 
 /// Splits the inbound byte stream into Kafka frames (an int32 size, then that many bytes),
 /// refusing frames over a limit before buffering them.
@@ -96,5 +97,38 @@ final class KafkaClientHandler: ChannelDuplexHandler {
             return .tlsFailed(broker: broker, reason: String(describing: error))
         }
         return .connectFailed(broker: broker, reason: String(describing: error))
+    }
+}
+
+/// Completes `handshake` when TLS is up, or fails it with a TLS error, so that a broker
+/// whose listener is not TLS (or has the wrong certificate) is reported as such instead of
+/// as a silent request timeout.
+final class TLSHandshakeWaiter: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    let handshake: EventLoopPromise<Void>
+    let broker: String
+
+    init(handshake: EventLoopPromise<Void>, broker: String) {
+        self.handshake = handshake
+        self.broker = broker
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSUserEvent, case .handshakeCompleted = event {
+            handshake.succeed(())
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        handshake.fail(KafkaClientError.tlsFailed(broker: broker, reason: String(describing: error)))
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        handshake.fail(KafkaClientError.tlsFailed(broker: broker, reason: "connection closed during the handshake"))
+        context.fireChannelInactive()
     }
 }

@@ -1,3 +1,4 @@
+import EdgeLogKafka
 import EdgeLogStorage
 import Foundation
 import TOMLKit
@@ -94,6 +95,14 @@ extension EdgelogConfig {
             }
             try mqtt.rejectUnknownKeys()
         }
+        var upstreamNames: Set<String> = []
+        for table in try reader.tables("upstreams") {
+            let upstream = try readUpstream(table, environment: environment)
+            guard upstreamNames.insert(upstream.name).inserted else {
+                throw table.error("name", "upstream '\(upstream.name)' is listed twice")
+            }
+            config.upstreams.append(upstream)
+        }
         try reader.rejectUnknownKeys()
 
         if let token = environment["EDGELOG_HTTP_TOKEN"], !token.isEmpty { config.http.authToken = token }
@@ -166,6 +175,69 @@ extension EdgelogConfig {
         broker.sharedGroup = try table.string("shared_group") ?? broker.sharedGroup
         try table.rejectUnknownKeys()
         return broker
+    }
+
+    private static func readUpstream(_ table: TOMLTableReader, environment: [String: String]) throws(ConfigError) -> Upstream {
+        guard let name = try table.string("name") else { throw table.error(nil, "an upstream needs a name") }
+        // The name is part of checkpoint file names.
+        guard !name.isEmpty, name.count <= 100,
+            name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") })
+        else { throw table.error("name", "'\(name)' must be ASCII letters, digits, '-', '_' or '.'") }
+        var upstream = Upstream(name: name)
+        let bootstrap = try table.strings("bootstrap") ?? []
+        guard !bootstrap.isEmpty else { throw table.error("bootstrap", "list at least one broker, as \"host:9092\"") }
+        for entry in bootstrap {
+            guard let address = KafkaBrokerAddress(entry) else {
+                throw table.error("bootstrap", "expected host:port, found \"\(entry)\"")
+            }
+            upstream.bootstrap.append(address)
+        }
+        upstream.topicTemplate = try table.string("topic_template") ?? upstream.topicTemplate
+        upstream.site = try table.string("site") ?? ""
+        if upstream.topicTemplate.contains("{site}") && upstream.site.isEmpty {
+            throw table.error("site", "topic_template uses {site}: set site")
+        }
+        do throws(StorageError) {
+            try EdgeLogStorage.Topic.validate(name: upstream.upstreamTopic(for: "t"))
+        } catch {
+            throw table.error("topic_template", "gives invalid topic names: \(error)")
+        }
+        upstream.topics = try table.strings("topics") ?? []
+        upstream.required = try table.bool("required") ?? true
+        upstream.createTopics = try table.bool("create_topics") ?? true
+        upstream.clientId = try table.string("client_id") ?? upstream.clientId
+        upstream.tls = try table.bool("tls") ?? false
+        for (key, keyPath) in [("tls_ca_file", \Upstream.tlsCAFile), ("tls_cert_file", \.tlsCertFile), ("tls_key_file", \.tlsKeyFile)] {
+            if let path = try table.optionalString(key) {
+                guard FileManager.default.isReadableFile(atPath: path) else { throw table.error(key, "cannot read \(path)") }
+                upstream[keyPath: keyPath] = path
+                upstream.tls = true
+            }
+        }
+        if (upstream.tlsCertFile == nil) != (upstream.tlsKeyFile == nil) {
+            throw table.error("tls_cert_file", "tls_cert_file and tls_key_file go together")
+        }
+        upstream.tlsVerify = try table.bool("tls_verify") ?? true
+        if let mechanism = try table.choice("sasl_mechanism", KafkaSASLCredentials.Mechanism.self) {
+            guard let username = try table.optionalString("sasl_username") else {
+                throw table.error("sasl_username", "sasl_mechanism needs sasl_username")
+            }
+            let variable = "EDGELOG_UPSTREAM_PASSWORD_" + String(name.uppercased().map { $0.isLetter || $0.isNumber ? $0 : "_" })
+            let filePassword = try table.optionalString("sasl_password")
+            guard let password = environment[variable].flatMap({ $0.isEmpty ? nil : $0 }) ?? filePassword else { throw table.error("sasl_password", "set sasl_password or \(variable)") }
+            upstream.sasl = KafkaSASLCredentials(mechanism: mechanism, username: username, password: password)
+        }
+        if let rate = try table.int("max_bytes_per_second", in: 0...(1 << 40)), rate > 0 { upstream.maxBytesPerSecond = rate }
+        upstream.maxInFlight = try table.int("max_in_flight", in: 1...5) ?? upstream.maxInFlight
+        upstream.maxRequestBytes = try table.int("max_request_bytes", in: 1024...(64 << 20)) ?? upstream.maxRequestBytes
+        upstream.inSyncMaxLagRecords = Int64(try table.int("in_sync_max_lag_records", in: 0...Int.max) ?? 10_000)
+        upstream.inSyncMaxLagSeconds = try table.int("in_sync_max_lag_seconds", in: 0...86_400 * 365) ?? 30
+        upstream.checkpointIntervalMs = try table.int("checkpoint_interval_ms", in: 10...600_000) ?? 1000
+        upstream.requestTimeoutMs = try table.int("request_timeout_ms", in: 100...600_000) ?? 30_000
+        upstream.retryBackoffMs = try table.int("retry_backoff_ms", in: 1...600_000) ?? 100
+        upstream.retryBackoffMaxMs = try table.int("retry_backoff_max_ms", in: upstream.retryBackoffMs...3_600_000) ?? max(10_000, upstream.retryBackoffMs)
+        try table.rejectUnknownKeys()
+        return upstream
     }
 
     private static func readRoute(_ table: TOMLTableReader) throws(ConfigError) -> Route {

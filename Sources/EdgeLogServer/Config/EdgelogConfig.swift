@@ -1,3 +1,4 @@
+public import EdgeLogKafka
 public import EdgeLogStorage
 
 /// The daemon's whole configuration. Every field has a default, so an empty file (or none, for
@@ -67,12 +68,56 @@ public struct EdgelogConfig: Sendable, Equatable {
         public var key: KeyTemplate?
     }
 
+    /// One upstream cluster the log is replicated to (the edge is the leader, the upstream a
+    /// follower). See `config/edgelog.toml` for each key.
+    public struct Upstream: Sendable, Equatable {
+        public var name: String
+        public var bootstrap: [KafkaBrokerAddress] = []
+        /// Upstream topic name; `{topic}` is the local topic, `{site}` the `site` value.
+        public var topicTemplate = "{topic}"
+        public var site = ""
+        /// Local topics to replicate; empty means every topic.
+        public var topics: [String] = []
+        /// Whether retention must keep what this upstream has not acknowledged.
+        public var required = true
+        public var createTopics = true
+        public var clientId = "edgelog"
+        public var tls = false
+        public var tlsCAFile: String? = nil
+        public var tlsCertFile: String? = nil
+        public var tlsKeyFile: String? = nil
+        public var tlsVerify = true
+        public var sasl: KafkaSASLCredentials? = nil
+        /// Upload byte rate ceiling for metered uplinks; nil is unlimited.
+        public var maxBytesPerSecond: Int? = nil
+        /// Produce requests in flight per partition (Kafka's idempotence allows at most 5).
+        public var maxInFlight = 5
+        /// Stored bytes read per request; a batch larger than this still goes alone.
+        public var maxRequestBytes = 1024 * 1024
+        public var inSyncMaxLagRecords: Int64 = 10_000
+        public var inSyncMaxLagSeconds = 30
+        public var checkpointIntervalMs = 1000
+        public var requestTimeoutMs = 30_000
+        public var retryBackoffMs = 100
+        public var retryBackoffMaxMs = 10_000
+
+        public init(name: String) { self.name = name }
+
+        /// The upstream topic a local topic goes to.
+        public func upstreamTopic(for topic: String) -> String {
+            topicTemplate.replacingOccurrences(of: "{topic}", with: topic).replacingOccurrences(of: "{site}", with: site)
+        }
+
+        public func replicates(_ topic: String) -> Bool { topics.isEmpty || topics.contains(topic) }
+    }
+
     public var server = Server()
     public var http = HTTP()
     public var storage = Storage()
     public var topics: [Topic] = []
     public var brokers: [Broker] = []
     public var routes: [Route] = []
+    public var upstreams: [Upstream] = []
 
     public init() {}
 }

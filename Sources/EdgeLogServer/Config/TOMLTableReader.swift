@@ -49,6 +49,17 @@ final class TOMLTableReader {
         return int
     }
 
+    func strings(_ key: String) throws(ConfigError) -> [String]? {
+        guard let value = value(key) else { return nil }
+        guard let array = value.array else { throw error(key, "expected an array of strings, found \(describe(value))") }
+        var strings: [String] = []
+        for element in array {
+            guard let string = element.string else { throw error(key, "expected strings only, found \(describe(element))") }
+            strings.append(string)
+        }
+        return strings
+    }
+
     func bool(_ key: String) throws(ConfigError) -> Bool? {
         guard let value = value(key) else { return nil }
         guard let bool = value.bool else { throw error(key, "expected true or false, found \(describe(value))") }

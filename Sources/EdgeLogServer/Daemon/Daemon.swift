@@ -11,9 +11,10 @@ import ServiceLifecycle
 /// connections and the systemd integration as one service group until SIGTERM/SIGINT, when it
 /// stops ingest, drains, closes the log and exits.
 ///
-/// Service order (graceful shutdown runs in reverse): watchdog, log, MQTT, HTTP, the shutdown
-/// signal. So on SIGTERM ingest is refused first, HTTP and MQTT finish what they hold, the log
-/// is closed, and the watchdog is petted until the end.
+/// Service order (graceful shutdown runs in reverse): watchdog, log, replication, MQTT, HTTP,
+/// the shutdown signal. So on SIGTERM ingest is refused first, HTTP and MQTT finish what they
+/// hold, replication lets its in-flight requests finish and writes its checkpoints, the log is
+/// closed, and the watchdog is petted until the end.
 public enum Daemon {
     /// Prometheus registry of this process; `serve` bootstraps swift-metrics with it once.
     static let registry = PrometheusCollectorRegistry()
@@ -39,6 +40,10 @@ public enum Daemon {
             WatchdogService(notifier: notifier, logger: logger),
             LogService(manager: manager, logger: logger),
         ]
+        // After the log (so it stops first and writes its checkpoints while the log is open).
+        let replication = config.upstreams.isEmpty
+            ? nil : try ReplicationService(upstreams: config.upstreams, manager: manager, logger: logger)
+        if let replication { services.append(replication) }
         services += MQTTServices.make(config: config, ingestor: ingestor, logger: logger)
         let markReady: @Sendable () -> Void = {
             guard state.phase == .starting else { return }
@@ -50,7 +55,9 @@ public enum Daemon {
             let api = HTTPAPI(
                 ingestor: ingestor, state: state,
                 settings: .init(maxBodyBytes: config.http.maxBodyBytes, authToken: config.http.authToken),
+                replication: replication,
                 metrics: {
+                    replication?.updateMetrics()
                     diskGauge.record(manager.budget?.usedBytes ?? FileSystem.usedBytes(under: config.server.dataDirectory))
                     var bytes: [UInt8] = []
                     registry.emit(into: &bytes)

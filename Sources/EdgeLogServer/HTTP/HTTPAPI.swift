@@ -28,9 +28,14 @@ public struct HTTPAPI: Sendable {
     let settings: Settings
     /// Renders the metrics in Prometheus' text format; nil: /metrics is 404.
     let metrics: (@Sendable () -> ByteBuffer)?
+    let replication: ReplicationService?
     let startedAt = Date()
 
-    public init(ingestor: Ingestor, state: DaemonState, settings: Settings, metrics: (@Sendable () -> ByteBuffer)?) {
+    public init(
+        ingestor: Ingestor, state: DaemonState, settings: Settings, replication: ReplicationService? = nil,
+        metrics: (@Sendable () -> ByteBuffer)?
+    ) {
+        self.replication = replication
         self.ingestor = ingestor
         self.state = state
         self.settings = settings
@@ -63,6 +68,7 @@ public struct HTTPAPI: Sendable {
             return Response(status: .noContent)
         }
         router.get("v1/status") { _, _ in status() }
+        router.get("v1/replication") { _, _ in try replicationStatus() }
         return router
     }
 
@@ -299,6 +305,21 @@ public struct HTTPAPI: Sendable {
             json.field("used_bytes", manager.budget?.usedBytes ?? FileSystem.usedBytes(under: manager.configuration.dataDirectory))
             if let budget = manager.budget { json.field("budget_bytes", budget.limitBytes) }
             json.endObject()
+            if let replication {
+                json.key("replication")
+                json.beginArray()
+                for upstream in replication.status() {
+                    json.beginObject()
+                    json.field("name", upstream.name)
+                    json.key("in_sync")
+                    json.bool(upstream.inSync)
+                    json.field("lag_records", upstream.lagRecords)
+                    let errors = upstream.partitions.compactMap(\.lastError)
+                    if let error = errors.first { json.field("last_error", error) }
+                    json.endObject()
+                }
+                json.endArray()
+            }
             json.key("topics")
             json.beginArray()
             for name in manager.topicNames {
@@ -310,6 +331,15 @@ public struct HTTPAPI: Sendable {
             }
             json.endArray()
         }
+    }
+
+    func replicationStatus() throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys]
+        struct Body: Encodable { var upstreams: [UpstreamReplicationStatus] }
+        let body = try encoder.encode(Body(upstreams: replication?.status() ?? []))
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 
     static func json(_ status: HTTPResponse.Status, _ body: (inout JSONWriter) -> Void) -> Response {

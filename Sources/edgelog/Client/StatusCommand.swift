@@ -20,6 +20,12 @@ struct StatusCommand: AsyncParsableCommand {
         if let ingest = status["ingest"] as? [String: Any] {
             print("ingest: " + ingest.keys.sorted().map { "\($0) \(ingest[$0] ?? 0) records/s" }.joined(separator: ", "))
         }
+        for upstream in status["replication"] as? [[String: Any]] ?? [] {
+            var line = "replication to \(upstream["name"] ?? "?"): "
+                + ((upstream["in_sync"] as? Bool ?? false) ? "in sync" : "NOT in sync") + ", lag \(upstream.int("lag_records")) records"
+            if let error = upstream["last_error"] as? String { line += " (last error: \(error))" }
+            print(line)
+        }
         print("")
         print(Format.table(
             ["TOPIC", "PARTITION", "START", "END", "RECORDS", "SIZE"],

@@ -1,0 +1,359 @@
+import EdgeLogKafka
+import EdgeLogStorage
+import Logging
+import NIOCore
+import Synchronization
+
+/// Ships one local partition to the same partition of its upstream topic, as an idempotent
+/// producer: stored batches go as they are (compressed bytes untouched), restamped with the
+/// producer id, epoch and sequence and a new CRC; up to `maxInFlight` Produce requests are
+/// pipelined on the leader's connection; the acknowledged offset only moves on a successful
+/// (or duplicate-sequence) answer, in order.
+///
+/// After a connection loss or a leadership change it resends from the first unacknowledged
+/// batch with the same producer id and sequences, so the broker drops what it already has.
+/// Only a lost producer state (a restarted upstream, an expired producer) makes it take a new
+/// producer id, and then what was in flight may arrive twice: that is counted.
+final class PartitionShipper: Sendable {
+    enum State: String, Sendable {
+        case starting, replicating, caughtUp = "caught-up", retrying, stalled
+    }
+
+    struct Progress: Sendable {
+        /// Next local offset the upstream has not acknowledged.
+        var acked: Int64
+        /// What the checkpoint file holds.
+        var persisted: Int64
+        var state = State.starting
+        var lastError: String?
+        var lastErrorMs: Int64?
+        var sentBatches = 0
+        var ackedRecords: Int64 = 0
+        var ackedBytes: Int64 = 0
+        /// Records sent again after an error (most are then dropped by the broker as retries).
+        var resentRecords: Int64 = 0
+        /// Retries the broker recognised (DUPLICATE_SEQUENCE_NUMBER): not stored twice.
+        var deduplicatedBatches = 0
+        /// Records re-sent under a new producer id, which may now be upstream twice.
+        var possibleDuplicates: Int64 = 0
+        var producerResets = 0
+        /// Records retention deleted before they were shipped (only without `required`).
+        var skippedRecords: Int64 = 0
+    }
+
+    enum Failure: Error, CustomStringConvertible {
+        case producerStateLost(KafkaErrorCode, String?)
+        case broker(KafkaErrorCode, String?)
+        case upstreamTopicMissing(String)
+        case tooFewUpstreamPartitions(topic: String, upstream: Int, needed: Int32)
+        case storage(String)
+        case unsupported(String)
+
+        var description: String {
+            switch self {
+            case .producerStateLost(let code, let message):
+                "upstream lost this producer's state (\(code))\(message.map { ": \($0)" } ?? ""); starting a new producer id"
+            case .broker(let code, let message): "upstream answered \(code)\(message.map { ": \($0)" } ?? "")"
+            case .upstreamTopicMissing(let topic):
+                "upstream topic '\(topic)' does not exist and create_topics is off; create it upstream"
+            case .tooFewUpstreamPartitions(let topic, let upstream, let needed):
+                "upstream topic '\(topic)' has \(upstream) partitions, local partition \(needed - 1) needs at least \(needed); add partitions upstream"
+            case .storage(let reason): "local log: \(reason)"
+            case .unsupported(let reason): reason
+            }
+        }
+
+        /// Errors that no retry soon will fix: wait the longest backoff between attempts.
+        var isStalling: Bool {
+            switch self {
+            case .upstreamTopicMissing, .tooFewUpstreamPartitions, .storage, .unsupported: true
+            case .broker(let code, _):
+                [.messageTooLarge, .recordListTooLarge, .invalidRecord, .corruptMessage, .topicAuthorizationFailed,
+                 .clusterAuthorizationFailed, .unsupportedForMessageFormat, .invalidTopicException, .policyViolation]
+                    .contains(code)
+            case .producerStateLost: false
+            }
+        }
+    }
+
+    private struct InFlight {
+        var baseOffset: Int64
+        var nextOffset: Int64
+        var records: Int32
+        var bytes: Int
+        var sequenceAfter: Int32
+        var response: EventLoopFuture<ProduceResponse>
+    }
+
+    let log: PartitionLog
+    let upstream: EdgelogConfig.Upstream
+    let upstreamTopic: String
+    let localPartitionCount: Int32
+    let cluster: KafkaCluster
+    let limiter: ByteRateLimiter?
+    let logger: Logger
+    let progress: Mutex<Progress>
+
+    var checkpointName: String { Self.checkpointName(upstream: upstream.name) }
+    static func checkpointName(upstream: String) -> String { "replication-\(upstream)" }
+
+    init(
+        log: PartitionLog, localPartitionCount: Int32, upstream: EdgelogConfig.Upstream, cluster: KafkaCluster,
+        limiter: ByteRateLimiter?, logger: Logger
+    ) {
+        self.log = log
+        self.localPartitionCount = localPartitionCount
+        self.upstream = upstream
+        self.upstreamTopic = upstream.upstreamTopic(for: log.topic)
+        self.cluster = cluster
+        self.limiter = limiter
+        var logger = logger
+        logger[metadataKey: "edgelog.partition"] = "\(log.topic)-\(log.partition)"
+        logger[metadataKey: "edgelog.upstream"] = "\(upstream.name)"
+        self.logger = logger
+        let start: Int64
+        do throws(StorageError) {
+            start = try log.consumerCheckpoint(named: Self.checkpointName(upstream: upstream.name)) ?? log.logStartOffset
+        } catch {
+            // Resending everything is safe under at-least-once; skipping is not.
+            logger.warning("replication checkpoint unreadable (\(error)); resending from the log start")
+            start = log.logStartOffset
+        }
+        self.progress = Mutex(Progress(acked: start, persisted: start))
+    }
+
+    var acked: Int64 { progress.withLock { $0.acked } }
+
+    // MARK: The loop
+
+    /// Runs until the task is cancelled; then lets what is in flight finish (for a moment)
+    /// so that a clean stop re-sends nothing.
+    func run() async {
+        var backoff = RetryBackoff(minimumMs: upstream.retryBackoffMs, maximumMs: upstream.retryBackoffMaxMs)
+        var producer: (id: Int64, epoch: Int16)?
+        var ackedSequence: Int32 = 0
+        var highestSent = acked
+        while !Task.isCancelled {
+            do {
+                if producer == nil {
+                    producer = try await cluster.initProducerId()
+                    ackedSequence = 0
+                }
+                try await ensureUpstreamTopic()
+                try await ship(producer: producer!, ackedSequence: &ackedSequence, highestSent: &highestSent, backoff: &backoff)
+                return
+            } catch let failure as Failure {
+                if case .producerStateLost = failure {
+                    producer = nil
+                    let unacked = max(0, highestSent - acked)
+                    progress.withLock {
+                        $0.producerResets += 1
+                        $0.possibleDuplicates += unacked
+                    }
+                }
+                record(failure.description, state: failure.isStalling ? .stalled : .retrying)
+                if failure.isStalling {
+                    await sleep(.milliseconds(upstream.retryBackoffMaxMs))
+                } else {
+                    await sleep(backoff.next())
+                }
+            } catch let error as KafkaClientError {
+                record(error.description, state: .retrying)
+                await sleep(backoff.next())
+            } catch {
+                if Task.isCancelled { return }
+                record("\(error)", state: .retrying)
+                await sleep(backoff.next())
+            }
+        }
+    }
+
+    private func ensureUpstreamTopic() async throws {
+        var info = try await cluster.refreshMetadata(topics: [upstreamTopic])[upstreamTopic]
+        if info == nil || info?.error == .unknownTopicOrPartition {
+            guard upstream.createTopics else { throw Failure.upstreamTopicMissing(upstreamTopic) }
+            logger.info("creating upstream topic '\(upstreamTopic)' with \(localPartitionCount) partitions")
+            try await cluster.createTopic(upstreamTopic, partitions: localPartitionCount)
+            info = try await cluster.refreshMetadata(topics: [upstreamTopic])[upstreamTopic]
+        }
+        guard let info else { throw Failure.upstreamTopicMissing(upstreamTopic) }
+        guard info.error == .none else { throw Failure.broker(info.error, "metadata for '\(upstreamTopic)'") }
+        guard info.partitions[log.partition] != nil else {
+            throw Failure.tooFewUpstreamPartitions(topic: upstreamTopic, upstream: info.partitions.count, needed: log.partition + 1)
+        }
+    }
+
+    private func ship(
+        producer: (id: Int64, epoch: Int16), ackedSequence: inout Int32, highestSent: inout Int64,
+        backoff: inout RetryBackoff
+    ) async throws {
+        let connection = try await cluster.leaderConnection(topic: upstreamTopic, partition: log.partition)
+        let version = try connection.negotiatedVersion(of: ProduceRequest.self)
+        guard version >= 3 else { throw Failure.unsupported("upstream only speaks Produce v\(version); v3+ carries record batch v2") }
+
+        var next = try resumeOffset()
+        var sequence = ackedSequence
+        var window: [InFlight] = []
+        var readAhead = ByteBuffer()
+        var draining = false
+        setState(window.isEmpty ? .replicating : .replicating)
+
+        while true {
+            if Task.isCancelled && !draining {
+                draining = true
+                // In-flight answers normally arrive within milliseconds; give them a moment,
+                // then cut the connection so a hung upstream cannot hold the shutdown.
+                Task.detached { [connection] in
+                    try? await Task.sleep(for: .seconds(2))
+                    connection.close()
+                }
+            }
+            while !draining && window.count < upstream.maxInFlight {
+                if readAhead.readableBytes == 0 {
+                    readAhead = try readLog(from: next)
+                    if readAhead.readableBytes == 0 { break }
+                }
+                guard let size = RecordBatch.frameSize(in: readAhead, at: readAhead.readerIndex),
+                    let slice = readAhead.readSlice(length: size)
+                else {
+                    readAhead.clear()
+                    break
+                }
+                var batch: RecordBatch
+                do { batch = try RecordBatch(validating: slice) } catch {
+                    throw Failure.storage("batch at offset \(next): \(error)")
+                }
+                let baseOffset = batch.baseOffset
+                let nextOffset = batch.nextOffset
+                guard nextOffset > next else { continue }
+                let records = batch.lastOffsetDelta + 1
+                // The broker assigns offsets; sending base offset 0 keeps the inner offsets
+                // "continuous" in its eyes, so it stores compressed batches without rewriting.
+                batch.setBaseOffset(0)
+                batch.setPartitionLeaderEpoch(-1)
+                batch.setProducer(id: producer.id, epoch: producer.epoch, baseSequence: sequence)
+                if let limiter { try await limiter.acquire(size) }
+                let request = ProduceRequest(
+                    acks: -1, timeoutMs: Int32(clamping: upstream.requestTimeoutMs),
+                    topicData: [.init(name: upstreamTopic, partitionData: [.init(index: log.partition, records: batch.buffer)])])
+                let response = try connection.sendPipelined(request, version: version)
+                sequence = Self.increment(sequence, by: records)
+                window.append(InFlight(
+                    baseOffset: baseOffset, nextOffset: nextOffset, records: records, bytes: size,
+                    sequenceAfter: sequence, response: response))
+                let resent = max(0, min(highestSent, nextOffset) - max(baseOffset, next))
+                highestSent = max(highestSent, nextOffset)
+                next = nextOffset
+                progress.withLock {
+                    $0.sentBatches += 1
+                    $0.resentRecords += resent
+                }
+            }
+            guard !window.isEmpty else {
+                if draining { return }
+                setState(.caughtUp)
+                await log.waitForData(at: next, timeout: .seconds(1))
+                continue
+            }
+            let head = window.removeFirst()
+            let response: ProduceResponse
+            do {
+                response = try await head.response.get()
+            } catch {
+                if draining { return }
+                await cluster.discard(connection)
+                await settle(window)
+                throw error
+            }
+            let answer = response.responses.first?.partitionResponses.first
+            let code = KafkaErrorCode(answer?.errorCode ?? KafkaErrorCode.unknownServerError.rawValue)
+            switch code {
+            case .none, .duplicateSequenceNumber:
+                ackedSequence = head.sequenceAfter
+                backoff.reset()
+                progress.withLock {
+                    $0.acked = head.nextOffset
+                    $0.ackedRecords += Int64(head.records)
+                    $0.ackedBytes += Int64(head.bytes)
+                    if code == .duplicateSequenceNumber { $0.deduplicatedBatches += 1 }
+                    if $0.state != .replicating { $0.state = .replicating }
+                }
+            case .outOfOrderSequenceNumber, .unknownProducerId, .invalidProducerEpoch, .producerFenced,
+                 .invalidProducerIdMapping:
+                await settle(window)
+                throw Failure.producerStateLost(code, answer?.errorMessage)
+            default:
+                await settle(window)
+                if draining { return }
+                throw Failure.broker(code, answer?.errorMessage)
+            }
+        }
+    }
+
+    /// Waits for the requests still in flight after a failure, ignoring their answers, so
+    /// that the resend that follows cannot overtake them.
+    private func settle(_ window: [InFlight]) async {
+        for entry in window { _ = try? await entry.response.get() }
+    }
+
+    /// Where shipping resumes: the acknowledged offset, moved up to the log start when
+    /// retention got there first, or down to the log end after a local truncation.
+    private func resumeOffset() throws -> Int64 {
+        let offsets = log.offsets
+        return progress.withLock { progress -> Int64 in
+            if progress.acked < offsets.logStartOffset {
+                progress.skippedRecords += offsets.logStartOffset - progress.acked
+                logger.warning(
+                    "retention deleted offsets \(progress.acked)..<\(offsets.logStartOffset) before they were replicated (upstream not required)")
+                progress.acked = offsets.logStartOffset
+            } else if progress.acked > offsets.logEndOffset {
+                logger.warning("checkpoint \(progress.acked) is past the log end \(offsets.logEndOffset) (local log truncated)")
+                progress.acked = offsets.logEndOffset
+            }
+            return progress.acked
+        }
+    }
+
+    private func readLog(from offset: Int64) throws -> ByteBuffer {
+        do {
+            return try log.read(from: offset, maxBytes: upstream.maxRequestBytes)
+        } catch {
+            if case .offsetOutOfRange = error {
+                let offsets = log.offsets
+                if offset < offsets.logStartOffset { throw Failure.storage("offset \(offset) deleted by retention before it was shipped") }
+                return ByteBuffer()
+            }
+            throw Failure.storage("\(error)")
+        }
+    }
+
+    // MARK: Helpers
+
+    /// Kafka's sequence arithmetic: sequences wrap from Int32.max to 0.
+    static func increment(_ sequence: Int32, by records: Int32) -> Int32 {
+        sequence > Int32.max - records ? records - (Int32.max - sequence) - 1 : sequence + records
+    }
+
+    private func setState(_ state: State) {
+        progress.withLock { if $0.state != state { $0.state = state } }
+    }
+
+    private func record(_ error: String, state: State) {
+        let repeated = progress.withLock { progress -> Bool in
+            let repeated = progress.lastError == error
+            progress.lastError = error
+            progress.lastErrorMs = wallClockMs()
+            progress.state = state
+            return repeated
+        }
+        if repeated {
+            logger.debug("replication: \(error)")
+        } else {
+            logger.warning("replication: \(error)")
+        }
+    }
+
+    private func sleep(_ duration: Duration) async {
+        try? await Task.sleep(for: duration)
+    }
+}
