@@ -1,3 +1,4 @@
+import EdgeLogKafka
 import EdgeLogServer
 import EdgeLogStorage
 import Foundation
@@ -89,6 +90,71 @@ import Testing
         #expect(route.key?.render(captures) == "plant-3-pump-7")
         #expect(route.filter.match("sensors/plant-3") == nil)
         #expect(route.filter.match("other/plant-3/pump-7/x") == nil)
+    }
+
+    @Test func upstreamsAreRead() throws {
+        let config = try EdgelogConfig.parse(
+            """
+            [[upstreams]]
+            name = "central"
+            bootstrap = ["kafka-1.example:9093", "[fd00::7]:9093"]
+            topic_template = "edge.{site}.{topic}"
+            site = "plant-3"
+            topics = ["sensors"]
+            required = false
+            create_topics = false
+            client_id = "edge-7"
+            tls = true
+            tls_verify = false
+            sasl_mechanism = "SCRAM-SHA-512"
+            sasl_username = "edge-7"
+            sasl_password = "in-file"
+            max_bytes_per_second = 125000
+            max_in_flight = 3
+            max_request_bytes = 262144
+            in_sync_max_lag_records = 500
+            in_sync_max_lag_seconds = 10
+            checkpoint_interval_ms = 250
+            request_timeout_ms = 15000
+            retry_backoff_ms = 200
+            retry_backoff_max_ms = 60000
+            """, file: "upstream.toml", environment: ["EDGELOG_UPSTREAM_PASSWORD_CENTRAL": "from-env"])
+        let upstream = try #require(config.upstreams.first)
+        #expect(upstream.bootstrap.map(\.description) == ["kafka-1.example:9093", "[fd00::7]:9093"])
+        #expect(upstream.upstreamTopic(for: "sensors") == "edge.plant-3.sensors")
+        #expect(upstream.replicates("sensors") && !upstream.replicates("other"))
+        #expect(!upstream.required && !upstream.createTopics && upstream.clientId == "edge-7")
+        #expect(upstream.tls && !upstream.tlsVerify)
+        #expect(upstream.sasl == KafkaSASLCredentials(mechanism: .scramSHA512, username: "edge-7", password: "from-env"))
+        #expect(upstream.maxBytesPerSecond == 125_000 && upstream.maxInFlight == 3 && upstream.maxRequestBytes == 262_144)
+        #expect(upstream.inSyncMaxLagRecords == 500 && upstream.inSyncMaxLagSeconds == 10)
+        #expect(upstream.checkpointIntervalMs == 250 && upstream.requestTimeoutMs == 15_000)
+        #expect(upstream.retryBackoffMs == 200 && upstream.retryBackoffMaxMs == 60_000)
+
+        let minimal = try EdgelogConfig.parse("[[upstreams]]\nname = \"c\"\nbootstrap = [\"k:9092\"]\n", file: "x")
+        #expect(minimal.upstreams.first?.required == true && minimal.upstreams.first?.maxInFlight == 5)
+        #expect(minimal.upstreams.first?.upstreamTopic(for: "t") == "t")
+    }
+
+    @Test(arguments: [
+        ("[[upstreams]]\nname = \"c\"\n", 1, "upstreams[0].bootstrap", "at least one broker"),
+        ("[[upstreams]]\nname = \"c\"\nbootstrap = [\"kafka\"]\n", 3, "upstreams[0].bootstrap", "expected host:port"),
+        ("[[upstreams]]\nname = \"c/d\"\nbootstrap = [\"k:1\"]\n", 2, "upstreams[0].name", "must be ASCII letters"),
+        ("[[upstreams]]\nname = \"c\"\nbootstrap = [\"k:1\"]\nmax_in_flight = 6\n", 4, "upstreams[0].max_in_flight", "out of range"),
+        ("[[upstreams]]\nname = \"c\"\nbootstrap = [\"k:1\"]\ntopic_template = \"e.{site}.{topic}\"\n", 1, "upstreams[0].site", "set site"),
+        ("[[upstreams]]\nname = \"c\"\nbootstrap = [\"k:1\"]\nsasl_mechanism = \"PLAIN\"\nsasl_username = \"u\"\n", 1, "upstreams[0].sasl_password", "EDGELOG_UPSTREAM_PASSWORD_C"),
+        ("[[upstreams]]\nname = \"c\"\nbootstrap = [\"k:1\"]\nsasl_mechanism = \"GSSAPI\"\n", 4, "upstreams[0].sasl_mechanism", "not one of the allowed values"),
+        ("[[upstreams]]\nname = \"c\"\nbootstrap = [\"k:1\"]\n[[upstreams]]\nname = \"c\"\nbootstrap = [\"k:1\"]\n", 5, "upstreams[1].name", "listed twice"),
+    ] as [(String, Int, String, String)])
+    func upstreamErrorsNameTheKey(text: String, line: Int, key: String, message: String) {
+        do {
+            _ = try EdgelogConfig.parse(text, file: "bad.toml")
+            Issue.record("accepted: \(text)")
+        } catch {
+            #expect(error.key == key, "\(error)")
+            #expect(error.line == line, "\(error)")
+            #expect(error.message.contains(message), "\(error)")
+        }
     }
 
     @Test(arguments: [

@@ -143,6 +143,8 @@ struct ReplicationDaemonTests {
 
         try proxy.command("down")
         for round in 0..<5 { try await Self.ingest(daemon, start: 500 + round * 100, count: 100) }
+        let acknowledged = try await Self.replication(daemon).reduce(0) { $0 + ($1["checkpoint"] as? Int ?? 0) }
+        #expect(acknowledged == 500, "nothing acknowledged while down")
         let noticed = try await eventually {
             try await Self.replication(daemon).contains { ($0["last_error"] as? String) != nil && ($0["lag_records"] as? Int ?? 0) > 0 }
         }
@@ -151,9 +153,20 @@ struct ReplicationDaemonTests {
         try proxy.command("up")
         try await Self.waitCaughtUp(daemon)
 
-        let records = try readUpstream(bootstrap: tansu.bootstrap, topic: "edge.plant1.events", expect: 1000, extraWait: 1)
-        #expect(records.count == 1000, "nothing lost, nothing stored twice")
-        #expect(Set(Self.values(records)).count == 1000)
+        // Connections cut mid-request while a slow link keeps requests in flight: the resends
+        // carry the same producer id and sequences, so the broker drops what it already has.
+        try proxy.command("rate 30000")
+        for round in 0..<5 { try await Self.ingest(daemon, start: 1000 + round * 100, count: 100) }
+        for _ in 0..<3 {
+            try await Task.sleep(for: .milliseconds(150))
+            try proxy.command("cut")
+        }
+        try proxy.command("rate 0")
+        try await Self.waitCaughtUp(daemon)
+
+        let records = try readUpstream(bootstrap: tansu.bootstrap, topic: "edge.plant1.events", expect: 1500, extraWait: 1)
+        #expect(records.count == 1500, "nothing lost, nothing stored twice")
+        #expect(Set(Self.values(records)).count == 1500)
         let partitions = try await Self.replication(daemon)
         #expect(partitions.allSatisfy { ($0["possible_duplicates"] as? Int) == 0 })
         #expect(try await daemon.stop() == 0)
@@ -340,6 +353,31 @@ struct ReplicationDaemonTests {
             return body.contains("TLS handshake") && body.contains("untrusted")
         }
         #expect(refused)
+        #expect(try await daemon.stop() == 0)
+    }
+
+    @Test func aLeaderChangeMovesProduceToTheNewLeaderWithNothingLost() async throws {
+        let cluster = try await FakeKafkaCluster(brokers: [1, 2])
+        defer { Task { await cluster.shutdown() } }
+        let daemon = try DaemonProcess(extraConfig: Self.config(
+            bootstrap: cluster.bootstrap(1), partitions: 1, codec: "none"))
+        defer { daemon.remove() }
+        try await daemon.start()
+        try await Self.ingest(daemon, start: 0, count: 100)
+        try await Self.waitCaughtUp(daemon)
+        #expect(cluster.state.withLock { $0.accepted[1]?.count } == 100)
+
+        cluster.state.withLock { $0.leader = 2 }  // node 1 now answers NOT_LEADER_OR_FOLLOWER
+        let metadataBefore = cluster.state.withLock { $0.metadataRequests }
+        try await Self.ingest(daemon, start: 100, count: 100)
+        try await Self.waitCaughtUp(daemon)
+
+        let state = cluster.state.withLock { $0 }
+        #expect((state.refused[1] ?? 0) >= 1, "the old leader refused")
+        #expect(state.metadataRequests > metadataBefore, "metadata refreshed after NOT_LEADER_OR_FOLLOWER")
+        #expect(state.accepted[2]?.count == 100, "the new leader got the rest")
+        let all = (state.accepted[1] ?? []) + (state.accepted[2] ?? [])
+        #expect(Set(all.map { String($0.dropFirst().dropLast()) }) == Set((0..<200).map { "v\($0)" }))
         #expect(try await daemon.stop() == 0)
     }
 }
