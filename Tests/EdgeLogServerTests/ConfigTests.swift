@@ -137,27 +137,6 @@ import Testing
     }
 
     @Test(arguments: [
-        ("[[upstreams]]\nname = \"c\"\n", 1, "upstreams[0].bootstrap", "at least one broker"),
-        ("[[upstreams]]\nname = \"c\"\nbootstrap = [\"kafka\"]\n", 3, "upstreams[0].bootstrap", "expected host:port"),
-        ("[[upstreams]]\nname = \"c/d\"\nbootstrap = [\"k:1\"]\n", 2, "upstreams[0].name", "must be ASCII letters"),
-        ("[[upstreams]]\nname = \"c\"\nbootstrap = [\"k:1\"]\nmax_in_flight = 6\n", 4, "upstreams[0].max_in_flight", "out of range"),
-        ("[[upstreams]]\nname = \"c\"\nbootstrap = [\"k:1\"]\ntopic_template = \"e.{site}.{topic}\"\n", 1, "upstreams[0].site", "set site"),
-        ("[[upstreams]]\nname = \"c\"\nbootstrap = [\"k:1\"]\nsasl_mechanism = \"PLAIN\"\nsasl_username = \"u\"\n", 1, "upstreams[0].sasl_password", "EDGELOG_UPSTREAM_PASSWORD_C"),
-        ("[[upstreams]]\nname = \"c\"\nbootstrap = [\"k:1\"]\nsasl_mechanism = \"GSSAPI\"\n", 4, "upstreams[0].sasl_mechanism", "not one of the allowed values"),
-        ("[[upstreams]]\nname = \"c\"\nbootstrap = [\"k:1\"]\n[[upstreams]]\nname = \"c\"\nbootstrap = [\"k:1\"]\n", 5, "upstreams[1].name", "listed twice"),
-    ] as [(String, Int, String, String)])
-    func upstreamErrorsNameTheKey(text: String, line: Int, key: String, message: String) {
-        do {
-            _ = try EdgelogConfig.parse(text, file: "bad.toml")
-            Issue.record("accepted: \(text)")
-        } catch {
-            #expect(error.key == key, "\(error)")
-            #expect(error.line == line, "\(error)")
-            #expect(error.message.contains(message), "\(error)")
-        }
-    }
-
-    @Test(arguments: [
         ("[http]\nlisten = 8080\n", 2, "http.listen", "expected a string"),
         ("[http]\nlisten = \"localhost\"\n", 2, "http.listen", "expected host:port"),
         ("[storage]\ncodec = \"snappy\"\n", 2, "storage.codec", "not one of none, gzip, lz4, zstd"),
@@ -167,6 +146,14 @@ import Testing
         ("[[mqtt.routes]]\nfilter = \"a/#/b\"\ntopic = \"t\"\n", 2, "mqtt.routes[0].filter", "'#' must be the last level"),
         ("[[mqtt.routes]]\nfilter = \"a/{x}\"\ntopic = \"t\"\nkey = \"{y}\"\n", 4, "mqtt.routes[0].key", "captures only {x}"),
         ("[storage]\noverflow = \"drop\"\n", 2, "storage.overflow", "not one of the allowed values"),
+        ("[[upstreams]]\nname = \"c\"\n", 1, "upstreams[0].bootstrap", "at least one broker"),
+        ("[[upstreams]]\nname = \"c\"\nbootstrap = [\"kafka\"]\n", 3, "upstreams[0].bootstrap", "expected host:port"),
+        ("[[upstreams]]\nname = \"c/d\"\nbootstrap = [\"k:1\"]\n", 2, "upstreams[0].name", "must be ASCII letters"),
+        ("[[upstreams]]\nname = \"c\"\nbootstrap = [\"k:1\"]\nmax_in_flight = 6\n", 4, "upstreams[0].max_in_flight", "out of range"),
+        ("[[upstreams]]\nname = \"c\"\nbootstrap = [\"k:1\"]\ntopic_template = \"e.{site}.{topic}\"\n", 1, "upstreams[0].site", "set site"),
+        ("[[upstreams]]\nname = \"c\"\nbootstrap = [\"k:1\"]\nsasl_mechanism = \"PLAIN\"\nsasl_username = \"u\"\n", 1, "upstreams[0].sasl_password", "EDGELOG_UPSTREAM_PASSWORD_C"),
+        ("[[upstreams]]\nname = \"c\"\nbootstrap = [\"k:1\"]\nsasl_mechanism = \"GSSAPI\"\n", 4, "upstreams[0].sasl_mechanism", "not one of the allowed values"),
+        ("[[upstreams]]\nname = \"c\"\nbootstrap = [\"k:1\"]\n[[upstreams]]\nname = \"c\"\nbootstrap = [\"k:1\"]\n", 5, "upstreams[1].name", "listed twice"),
     ] as [(String, Int, String, String)])
     func errorsNameTheFileLineAndKey(text: String, line: Int, key: String, message: String) {
         do {
