@@ -380,4 +380,49 @@ struct ReplicationDaemonTests {
         #expect(Set(all.map { String($0.dropFirst().dropLast()) }) == Set((0..<200).map { "v\($0)" }))
         #expect(try await daemon.stop() == 0)
     }
+
+    @Test func theByteRateLimitCapsTheUplink() async throws {
+        let brokerPort = try MQTTTestBroker.freePort()
+        let proxy = try FaultProxy(target: brokerPort)
+        let tansu = try TansuBroker(port: brokerPort, advertisedPort: proxy.port)
+        let rate = 10_000
+        let daemon = try DaemonProcess(extraConfig: Self.config(
+            bootstrap: tansu.bootstrap, partitions: 1, codec: "none", extra: "max_bytes_per_second = \(rate)"))
+        defer { daemon.remove() }
+        try await daemon.start()
+        let started = ContinuousClock.now
+        for round in 0..<10 { try await Self.ingest(daemon, start: round * 100, count: 100) }  // ~60 KB stored
+        try await Task.sleep(for: .seconds(1))
+        let stats = try proxy.command("stats")
+        let elapsed = started.duration(to: .now)
+        let json = try JSONSerialization.jsonObject(with: Data(stats.split(separator: "\n")[0].dropFirst(6).utf8)) as! [String: Any]
+        let sent = json["bytes_up"] as! Int
+        // An upper bound, so a slow machine cannot fail it: one second of burst, the rate over
+        // the elapsed time, and a little for metadata and request headers.
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        #expect(Double(sent) <= Double(rate) * (seconds + 1) + 16_384, "sent \(sent) bytes in \(seconds) s")
+        let partition = try #require(try await Self.replication(daemon).first)
+        #expect((partition["lag_records"] as? Int ?? 0) > 0, "still behind: the limit holds it back")
+        #expect(try await daemon.stop() == 0)
+    }
+
+    @Test func deletingALocalTopicStopsItsReplicationCleanly() async throws {
+        let tansu = try TansuBroker()
+        let daemon = try DaemonProcess(extraConfig: Self.config(bootstrap: tansu.bootstrap, partitions: 1))
+        defer { daemon.remove() }
+        try await daemon.start()
+        try await Self.ingest(daemon, start: 0, count: 20)
+        try await Self.waitCaughtUp(daemon)
+        let (status, _) = try await daemon.request(.DELETE, "/v1/topics/events")
+        #expect(status == 200 || status == 204)
+        let gone = try await eventually { try await Self.replication(daemon).isEmpty }
+        #expect(gone, "the deleted topic's shipper is gone from the status")
+        // A new topic of the same name replicates from its own start.
+        let (created, _) = try await daemon.request(
+            .POST, "/v1/topics", contentType: "application/json", body: #"{"name":"events","partitions":1}"#)
+        #expect(created == 201 || created == 200)
+        try await Self.ingest(daemon, start: 100, count: 10)
+        try await Self.waitCaughtUp(daemon)
+        #expect(try await daemon.stop() == 0)
+    }
 }

@@ -93,6 +93,9 @@ final class PartitionShipper: Sendable {
     let limiter: ByteRateLimiter?
     let logger: Logger
     let progress: Mutex<Progress>
+    /// Set when the local topic is deleted: the shipper stops for good.
+    private let retired = Atomic<Bool>(false)
+    private let started = Atomic<Bool>(false)
 
     var checkpointName: String { Self.checkpointName(upstream: upstream.name) }
     static func checkpointName(upstream: String) -> String { "replication-\(upstream)" }
@@ -124,6 +127,13 @@ final class PartitionShipper: Sendable {
 
     var acked: Int64 { progress.withLock { $0.acked } }
 
+    /// Stops the shipper of a deleted topic (its log is closed; nothing is left to ship).
+    func retire() { retired.store(true, ordering: .relaxed) }
+    var isRetired: Bool { retired.load(ordering: .relaxed) }
+
+    /// True the first time only: whoever gets true runs the shipper.
+    func claimStart() -> Bool { !started.exchange(true, ordering: .relaxed) }
+
     // MARK: The loop
 
     /// Runs until the task is cancelled; then lets what is in flight finish (for a moment)
@@ -133,7 +143,7 @@ final class PartitionShipper: Sendable {
         var producer: (id: Int64, epoch: Int16)?
         var ackedSequence: Int32 = 0
         var highestSent = acked
-        while !Task.isCancelled {
+        while !Task.isCancelled && !isRetired {
             do {
                 if producer == nil {
                     producer = try await cluster.initProducerId()
@@ -250,7 +260,7 @@ final class PartitionShipper: Sendable {
                 }
             }
             guard !window.isEmpty else {
-                if draining { return }
+                if draining || isRetired { return }
                 setState(.caughtUp)
                 await log.waitForData(at: next, timeout: .seconds(1))
                 continue

@@ -54,6 +54,18 @@ final class UpstreamReplicator: Sendable {
     /// Shippers for every replicated partition, the new ones not yet started.
     @discardableResult
     private func discoverPartitions() -> [PartitionShipper] {
+        // Shippers of deleted topics (or of a topic deleted and created again) stop.
+        let retired = shippers.withLock { shippers -> [PartitionShipper] in
+            let gone = shippers.filter { key, shipper in
+                manager.topic(key.topic)?.partitions.first { $0.partition == key.partition } !== shipper.log
+            }
+            for key in gone.keys { shippers[key] = nil }
+            return Array(gone.values)
+        }
+        for shipper in retired {
+            logger.info("\(shipper.log.name) is gone locally; its replication stops")
+            shipper.retire()
+        }
         var created: [PartitionShipper] = []
         for name in manager.topicNames where upstream.replicates(name) {
             guard let topic = manager.topic(name) else { continue }
@@ -84,9 +96,8 @@ final class UpstreamReplicator: Sendable {
     func run() async {
         logger.info("replicating to \(upstream.bootstrap.map(\.description).joined(separator: ","))")
         await withTaskGroup(of: Void.self) { group in
-            var started = Set<ObjectIdentifier>()
             func startNew() {
-                for (_, shipper) in allShippers where started.insert(ObjectIdentifier(shipper)).inserted {
+                for (_, shipper) in allShippers where shipper.claimStart() {
                     group.addTask { await shipper.run() }
                 }
             }
