@@ -126,6 +126,7 @@ let package = Package(
             dependencies: [
                 "EdgeLogServer", "EdgeLogStorage", "EdgeLogKafka",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -1,3 +1,4 @@
+import Crypto
 @testable import EdgeLogKafka
 import EdgeLogStorage
 import Foundation
@@ -18,6 +19,10 @@ final class FakeKafkaCluster: @unchecked Sendable {
         var accepted: [Int32: [String]] = [:]
         var refused: [Int32: Int] = [:]
         var metadataRequests = 0
+        /// When set, clients must authenticate (SASL) before anything but ApiVersions.
+        var credentials: KafkaSASLCredentials?
+        var authenticated = 0
+        var refusedLogins = 0
     }
 
     let state = Mutex(State())
@@ -116,6 +121,10 @@ private final class FakeBrokerHandler: ChannelInboundHandler, @unchecked Sendabl
 
     let node: Int32
     let cluster: FakeKafkaCluster
+    /// The server side of SASL on this connection.
+    private var mechanism: KafkaSASLCredentials.Mechanism?
+    private var scramStep: (clientFirstBare: String, serverFirst: String)?
+    private var authenticated = false
 
     init(node: Int32, cluster: FakeKafkaCluster) {
         self.node = node
@@ -129,7 +138,26 @@ private final class FakeBrokerHandler: ChannelInboundHandler, @unchecked Sendabl
             guard let api = KafkaAPIKey(rawValue: header.apiKey) else { throw KafkaCodecError.unsupportedVersion(apiKey: header.apiKey, version: header.apiVersion) }
             let flexible = Self.isFlexible(api, header.apiVersion)
             try header.readRest(from: &frame, headerVersion: flexible ? 2 : 1)
-            guard let response = try cluster.answer(node: node, header: header, body: &frame) else {
+            let credentials = cluster.state.withLock { $0.credentials }
+            let response: (any KafkaResponseMessage)?
+            switch api {
+            case .saslHandshake:
+                let request = try SaslHandshakeRequest(from: &frame, version: header.apiVersion)
+                mechanism = credentials.flatMap { $0.mechanism.rawValue == request.mechanism ? $0.mechanism : nil }
+                response = SaslHandshakeResponse(
+                    errorCode: mechanism == nil ? KafkaErrorCode.unsupportedSaslMechanism.rawValue : 0,
+                    mechanisms: credentials.map { [$0.mechanism.rawValue] } ?? [])
+            case .saslAuthenticate:
+                let request = try SaslAuthenticateRequest(from: &frame, version: header.apiVersion)
+                response = authenticate(String(buffer: request.authBytes), credentials: credentials)
+            default:
+                guard credentials == nil || authenticated else {
+                    context.close(promise: nil)  // as Kafka does before authentication
+                    return
+                }
+                response = try cluster.answer(node: node, header: header, body: &frame)
+            }
+            guard let response else {
                 context.close(promise: nil)
                 return
             }
@@ -145,8 +173,59 @@ private final class FakeBrokerHandler: ChannelInboundHandler, @unchecked Sendabl
         }
     }
 
+    /// PLAIN and SCRAM (RFC 5802) from the server's side, using the client's own SCRAM
+    /// arithmetic only to compute what a correct proof must be.
+    private func authenticate(_ message: String, credentials: KafkaSASLCredentials?) -> SaslAuthenticateResponse {
+        let failed = SaslAuthenticateResponse(
+            errorCode: KafkaErrorCode.saslAuthenticationFailed.rawValue, errorMessage: "Authentication failed: invalid credentials")
+        guard let credentials, let mechanism else { return failed }
+        func succeed(_ reply: String) -> SaslAuthenticateResponse {
+            SaslAuthenticateResponse(authBytes: ByteBuffer(string: reply))
+        }
+        switch mechanism {
+        case .plain:
+            let parts = message.split(separator: "\0", omittingEmptySubsequences: false)
+            guard parts.count == 3, parts[1] == credentials.username, parts[2] == credentials.password else {
+                cluster.state.withLock { $0.refusedLogins += 1 }
+                return failed
+            }
+            authenticated = true
+            cluster.state.withLock { $0.authenticated += 1 }
+            return succeed("")
+        case .scramSHA256, .scramSHA512:
+            let salt: [UInt8] = Array("fake-cluster-salt".utf8)
+            if let step = scramStep {
+                guard let proofStart = message.range(of: ",p=") else { return failed }
+                let withoutProof = String(message[..<proofStart.lowerBound])
+                let proof = Data(base64Encoded: String(message[proofStart.upperBound...])).map { [UInt8]($0) }
+                let authMessage = Array("\(step.clientFirstBare),\(step.serverFirst),\(withoutProof)".utf8)
+                let expected = mechanism == .scramSHA512
+                    ? SASLExchange.scram(SHA512.self, password: credentials.password, salt: salt, iterations: 4096, authMessage: authMessage)
+                    : SASLExchange.scram(SHA256.self, password: credentials.password, salt: salt, iterations: 4096, authMessage: authMessage)
+                guard proof == expected.proof else {
+                    cluster.state.withLock { $0.refusedLogins += 1 }
+                    return failed
+                }
+                authenticated = true
+                cluster.state.withLock { $0.authenticated += 1 }
+                return succeed("v=" + Data(expected.serverSignature).base64EncodedString())
+            }
+            guard message.hasPrefix("n,,"), let nonceStart = message.range(of: ",r=") else { return failed }
+            let clientFirstBare = String(message.dropFirst(3))
+            guard clientFirstBare.hasPrefix("n=\(credentials.username),") else {
+                cluster.state.withLock { $0.refusedLogins += 1 }
+                return failed
+            }
+            let serverFirst = "r=\(message[nonceStart.upperBound...])fake-server-nonce,s=\(Data(salt).base64EncodedString()),i=4096"
+            scramStep = (clientFirstBare, serverFirst)
+            return succeed(serverFirst)
+        }
+    }
+
     static func isFlexible(_ api: KafkaAPIKey, _ version: Int16) -> Bool {
         switch api {
+        case .saslHandshake: SaslHandshakeRequest.isFlexible(version)
+        case .saslAuthenticate: SaslAuthenticateRequest.isFlexible(version)
         case .apiVersions: ApiVersionsRequest.isFlexible(version)
         case .metadata: MetadataRequest.isFlexible(version)
         case .createTopics: CreateTopicsRequest.isFlexible(version)

@@ -425,4 +425,88 @@ struct ReplicationDaemonTests {
         try await Self.waitCaughtUp(daemon)
         #expect(try await daemon.stop() == 0)
     }
+
+    @Test(arguments: ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+    func authenticatesWithSASLAndReportsWrongPasswords(mechanism: String) async throws {
+        // Tansu 0.6 cannot keep SASL users, so the fake cluster plays the authenticating broker.
+        let cluster = try await FakeKafkaCluster(brokers: [1])
+        defer { Task { await cluster.shutdown() } }
+        let credentials = KafkaSASLCredentials(
+            mechanism: KafkaSASLCredentials.Mechanism(rawValue: mechanism)!, username: "edge-7", password: "s3cret=,x")
+        cluster.state.withLock { $0.credentials = credentials }
+        func upstream(_ name: String, password: String) -> String {
+            """
+
+            [[upstreams]]
+            name = "\(name)"
+            bootstrap = ["\(cluster.bootstrap(1))"]
+            topic_template = "\(name).{topic}"
+            sasl_mechanism = "\(mechanism)"
+            sasl_username = "edge-7"
+            sasl_password = "\(password)"
+            retry_backoff_ms = 50
+            retry_backoff_max_ms = 500
+            """
+        }
+        let daemon = try DaemonProcess(extraConfig: """
+            [[topics]]
+            name = "events"
+            partitions = 1
+            """ + upstream("good", password: "s3cret=,x") + upstream("bad", password: "wrong"))
+        defer { daemon.remove() }
+        try await daemon.start()
+        try await Self.ingest(daemon, start: 0, count: 30)
+        let done = try await eventually {
+            let (_, body) = try await daemon.request(.GET, "/v1/replication")
+            let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as! [String: Any]
+            let upstreams = Dictionary(uniqueKeysWithValues: (json["upstreams"] as! [[String: Any]]).map { ($0["name"] as! String, $0) })
+            let good = (upstreams["good"]?["partitions"] as? [[String: Any]])?.first
+            let bad = (upstreams["bad"]?["partitions"] as? [[String: Any]])?.first
+            return (good?["checkpoint"] as? Int) == 30 && (bad?["checkpoint"] as? Int) == 0
+                && (bad?["last_error"] as? String)?.contains("SASL \(mechanism) authentication") == true
+        }
+        #expect(done)
+        let state = cluster.state.withLock { $0 }
+        #expect(state.accepted[1]?.count == 30)
+        #expect(state.authenticated >= 1 && state.refusedLogins >= 1)
+        #expect(try await daemon.stop() == 0)
+    }
+
+    @Test func upstreamsReplicateIndependently() async throws {
+        let first = try TansuBroker()
+        let second = try TansuBroker()
+        let daemon = try DaemonProcess(extraConfig: Self.config(bootstrap: first.bootstrap, partitions: 1) + """
+
+            [[upstreams]]
+            name = "backup"
+            bootstrap = ["\(second.bootstrap)"]
+            required = false
+            retry_backoff_ms = 50
+            retry_backoff_max_ms = 500
+            checkpoint_interval_ms = 100
+            """)
+        defer { daemon.remove() }
+        try await daemon.start()
+        second.stop()  // the backup is down from the start
+        try await Self.ingest(daemon, start: 0, count: 100)
+        let independent = try await eventually {
+            let (_, body) = try await daemon.request(.GET, "/v1/replication")
+            let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as! [String: Any]
+            let upstreams = Dictionary(uniqueKeysWithValues: (json["upstreams"] as! [[String: Any]]).map { ($0["name"] as! String, $0) })
+            let central = (upstreams["central"]?["partitions"] as? [[String: Any]])?.first
+            let backup = (upstreams["backup"]?["partitions"] as? [[String: Any]])?.first
+            return (central?["checkpoint"] as? Int) == 100 && (backup?["checkpoint"] as? Int) == 0
+                && (backup?["last_error"] as? String) != nil
+        }
+        #expect(independent, "central caught up while the backup is down")
+        try second.start()
+        let both = try await eventually {
+            let (_, body) = try await daemon.request(.GET, "/v1/replication")
+            return body.components(separatedBy: #""lag_records":0"#).count - 1 == 4  // two upstreams, each twice
+        }
+        #expect(both, "the backup catches up once it is back")
+        let records = try readUpstream(bootstrap: second.bootstrap, topic: "events", expect: 100, extraWait: 0.5)
+        #expect(records.count == 100)
+        #expect(try await daemon.stop() == 0)
+    }
 }
