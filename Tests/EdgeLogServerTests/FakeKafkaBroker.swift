@@ -151,7 +151,7 @@ private final class FakeBrokerHandler: ChannelInboundHandler, @unchecked Sendabl
                 let request = try SaslAuthenticateRequest(from: &frame, version: header.apiVersion)
                 response = authenticate(String(buffer: request.authBytes), credentials: credentials)
             default:
-                guard credentials == nil || authenticated else {
+                guard credentials == nil || authenticated || api == .apiVersions else {
                     context.close(promise: nil)  // as Kafka does before authentication
                     return
                 }

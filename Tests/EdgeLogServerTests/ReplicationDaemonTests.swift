@@ -465,7 +465,8 @@ struct ReplicationDaemonTests {
             return (good?["checkpoint"] as? Int) == 30 && (bad?["checkpoint"] as? Int) == 0
                 && (bad?["last_error"] as? String)?.contains("SASL \(mechanism) authentication") == true
         }
-        #expect(done)
+        let (_, body) = try await daemon.request(.GET, "/v1/replication")
+        #expect(done, "\(body)")
         let state = cluster.state.withLock { $0 }
         #expect(state.accepted[1]?.count == 30)
         #expect(state.authenticated >= 1 && state.refusedLogins >= 1)

@@ -39,6 +39,9 @@ final class PartitionShipper: Sendable {
         var producerResets = 0
         /// Records retention deleted before they were shipped (only without `required`).
         var skippedRecords: Int64 = 0
+        /// When the upstream last had everything (wall clock, ms): the lag in seconds is the
+        /// time since, as Kafka judges a follower by how long ago it last caught up.
+        var caughtUpAtMs: Int64
     }
 
     enum Failure: Error, CustomStringConvertible {
@@ -122,7 +125,14 @@ final class PartitionShipper: Sendable {
             logger.warning("replication checkpoint unreadable (\(error)); resending from the log start")
             start = log.logStartOffset
         }
-        self.progress = Mutex(Progress(acked: start, persisted: start))
+        // Before the first catch-up, the oldest unshipped record's timestamp is the best guess.
+        var caughtUpAt = wallClockMs()
+        if start < log.logEndOffset, let bytes = try? log.read(from: start, maxBytes: RecordBatch.Layout.headerSize),
+            let oldest = bytes.getInteger(at: bytes.readerIndex + RecordBatch.Layout.baseTimestamp, as: Int64.self)
+        {
+            caughtUpAt = min(caughtUpAt, oldest)
+        }
+        self.progress = Mutex(Progress(acked: start, persisted: start, caughtUpAtMs: caughtUpAt))
     }
 
     var acked: Int64 { progress.withLock { $0.acked } }
@@ -261,7 +271,11 @@ final class PartitionShipper: Sendable {
             }
             guard !window.isEmpty else {
                 if draining || isRetired { return }
-                setState(.caughtUp)
+                let now = wallClockMs()
+                progress.withLock {
+                    $0.caughtUpAtMs = now
+                    if $0.state != .caughtUp { $0.state = .caughtUp }
+                }
                 await log.waitForData(at: next, timeout: .seconds(1))
                 continue
             }
@@ -281,8 +295,11 @@ final class PartitionShipper: Sendable {
             case .none, .duplicateSequenceNumber:
                 ackedSequence = head.sequenceAfter
                 backoff.reset()
+                let caughtUp = head.nextOffset >= log.logEndOffset
+                let now = caughtUp ? wallClockMs() : 0
                 progress.withLock {
                     $0.acked = head.nextOffset
+                    if caughtUp { $0.caughtUpAtMs = now }
                     $0.ackedRecords += Int64(head.records)
                     $0.ackedBytes += Int64(head.bytes)
                     if code == .duplicateSequenceNumber { $0.deduplicatedBatches += 1 }

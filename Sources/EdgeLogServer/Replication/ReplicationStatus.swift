@@ -14,7 +14,7 @@ public struct PartitionReplicationStatus: Sendable, Codable, Equatable {
     public var logEndOffset: Int64
     public var lagRecords: Int64
     public var lagBytes: Int64
-    /// Age of the oldest record not yet acknowledged (0 when caught up).
+    /// Seconds since the upstream last had everything (0 when caught up).
     public var lagSeconds: Double
     public var inSync: Bool
     public var state: String
@@ -46,10 +46,7 @@ extension UpstreamReplicator {
             let progress = shipper.progress.withLock { $0 }
             let end = shipper.log.logEndOffset
             let lag = max(0, end - progress.acked)
-            var lagSeconds = 0.0
-            if lag > 0, let oldest = try? oldestTimestamp(shipper.log, at: progress.acked) {
-                lagSeconds = max(0, Double(nowMs - oldest) / 1000)
-            }
+            let lagSeconds = lag > 0 ? max(0, Double(nowMs - progress.caughtUpAtMs) / 1000) : 0
             let inSync = lag <= upstream.inSyncMaxLagRecords && lagSeconds <= Double(upstream.inSyncMaxLagSeconds)
                 && progress.state != .stalled
             partitions.append(PartitionReplicationStatus(
@@ -66,12 +63,5 @@ extension UpstreamReplicator {
             name: upstream.name, bootstrap: upstream.bootstrap.map(\.description), required: upstream.required,
             maxBytesPerSecond: upstream.maxBytesPerSecond, inSync: partitions.allSatisfy(\.inSync),
             lagRecords: partitions.reduce(0) { $0 + $1.lagRecords }, partitions: partitions)
-    }
-
-    /// The timestamp of the first batch at `offset`: how old the oldest unshipped data is.
-    private func oldestTimestamp(_ log: PartitionLog, at offset: Int64) throws -> Int64? {
-        let bytes = try log.read(from: offset, maxBytes: RecordBatch.Layout.headerSize)
-        guard bytes.readableBytes >= RecordBatch.Layout.headerSize else { return nil }
-        return bytes.getInteger(at: bytes.readerIndex + RecordBatch.Layout.baseTimestamp, as: Int64.self)
     }
 }
