@@ -103,6 +103,7 @@ import Testing
             topics = ["sensors"]
             required = false
             create_topics = false
+            partition_mapping = "by-key"
             client_id = "edge-7"
             tls = true
             tls_verify = false
@@ -124,6 +125,7 @@ import Testing
         #expect(upstream.upstreamTopic(for: "sensors") == "edge.plant-3.sensors")
         #expect(upstream.replicates("sensors") && !upstream.replicates("other"))
         #expect(!upstream.required && !upstream.createTopics && upstream.clientId == "edge-7")
+        #expect(upstream.partitionMapping == .byKey)
         #expect(upstream.tls && !upstream.tlsVerify)
         #expect(upstream.sasl == KafkaSASLCredentials(mechanism: .scramSHA512, username: "edge-7", password: "from-env"))
         #expect(upstream.maxBytesPerSecond == 125_000 && upstream.maxInFlight == 3 && upstream.maxRequestBytes == 262_144)

@@ -205,6 +205,7 @@ extension EdgelogConfig {
         upstream.topics = try table.strings("topics") ?? []
         upstream.required = try table.bool("required") ?? true
         upstream.createTopics = try table.bool("create_topics") ?? true
+        upstream.partitionMapping = try table.choice("partition_mapping", PartitionMapping.self) ?? .same
         upstream.clientId = try table.string("client_id") ?? upstream.clientId
         upstream.tls = try table.bool("tls") ?? false
         for (key, keyPath) in [("tls_ca_file", \Upstream.tlsCAFile), ("tls_cert_file", \.tlsCertFile), ("tls_key_file", \.tlsKeyFile)] {

@@ -68,6 +68,16 @@ public struct EdgelogConfig: Sendable, Equatable {
         public var key: KeyTemplate?
     }
 
+    /// How local partitions map to the upstream topic's.
+    public enum PartitionMapping: String, Sendable, Equatable {
+        /// Local partition p to upstream partition p, batches as stored; an upstream with
+        /// fewer partitions is refused.
+        case same
+        /// Records placed by murmur2 of their key over the upstream's partitions, re-batched
+        /// (and so recompressed) when the partition counts differ.
+        case byKey = "by-key"
+    }
+
     /// One upstream cluster the log is replicated to (the edge is the leader, the upstream a
     /// follower). See `config/edgelog.toml` for each key.
     public struct Upstream: Sendable, Equatable {
@@ -81,6 +91,7 @@ public struct EdgelogConfig: Sendable, Equatable {
         /// Whether retention must keep what this upstream has not acknowledged.
         public var required = true
         public var createTopics = true
+        public var partitionMapping = PartitionMapping.same
         public var clientId = "edgelog"
         public var tls = false
         public var tlsCAFile: String? = nil

@@ -79,13 +79,15 @@ final class PartitionShipper: Sendable {
         }
     }
 
+    /// One local batch on its way: the Produce requests that carry it (one per upstream
+    /// leader; one in all unless it was split by key) and the sequences after it.
     private struct InFlight {
         var baseOffset: Int64
         var nextOffset: Int64
         var records: Int32
         var bytes: Int
-        var sequenceAfter: Int32
-        var response: EventLoopFuture<ProduceResponse>
+        var sequencesAfter: [Int32: Int32]
+        var requests: [(connection: KafkaConnection, partitions: Int, response: EventLoopFuture<ProduceResponse>)]
     }
 
     let log: PartitionLog
@@ -151,16 +153,18 @@ final class PartitionShipper: Sendable {
     func run() async {
         var backoff = RetryBackoff(minimumMs: upstream.retryBackoffMs, maximumMs: upstream.retryBackoffMaxMs)
         var producer: (id: Int64, epoch: Int16)?
-        var ackedSequence: Int32 = 0
+        var ackedSequences: [Int32: Int32] = [:]
         var highestSent = acked
         while !Task.isCancelled && !isRetired {
             do {
                 if producer == nil {
                     producer = try await cluster.initProducerId()
-                    ackedSequence = 0
+                    ackedSequences = [:]
                 }
-                try await ensureUpstreamTopic()
-                try await ship(producer: producer!, ackedSequence: &ackedSequence, highestSent: &highestSent, backoff: &backoff)
+                let upstreamPartitions = try await ensureUpstreamTopic()
+                try await ship(
+                    producer: producer!, upstreamPartitions: upstreamPartitions, ackedSequences: &ackedSequences,
+                    highestSent: &highestSent, backoff: &backoff)
                 return
             } catch let failure as Failure {
                 if case .producerStateLost = failure {
@@ -188,7 +192,9 @@ final class PartitionShipper: Sendable {
         }
     }
 
-    private func ensureUpstreamTopic() async throws {
+    /// Makes sure the upstream topic exists (creating it when allowed) and can take this
+    /// partition; returns its partition count.
+    private func ensureUpstreamTopic() async throws -> Int32 {
         var info = try await cluster.refreshMetadata(topics: [upstreamTopic])[upstreamTopic]
         if info == nil || info?.error == .unknownTopicOrPartition {
             guard upstream.createTopics else { throw Failure.upstreamTopicMissing(upstreamTopic) }
@@ -198,34 +204,48 @@ final class PartitionShipper: Sendable {
         }
         guard let info else { throw Failure.upstreamTopicMissing(upstreamTopic) }
         guard info.error == .none else { throw Failure.broker(info.error, "metadata for '\(upstreamTopic)'") }
-        guard info.partitions[log.partition] != nil else {
+        guard !info.partitions.isEmpty else { throw Failure.broker(.leaderNotAvailable, "'\(upstreamTopic)' has no partitions") }
+        guard upstream.partitionMapping == .byKey || info.partitions[log.partition] != nil else {
             throw Failure.tooFewUpstreamPartitions(topic: upstreamTopic, upstream: info.partitions.count, needed: log.partition + 1)
         }
+        return Int32(info.partitions.count)
     }
 
     private func ship(
-        producer: (id: Int64, epoch: Int16), ackedSequence: inout Int32, highestSent: inout Int64,
-        backoff: inout RetryBackoff
+        producer: (id: Int64, epoch: Int16), upstreamPartitions: Int32, ackedSequences: inout [Int32: Int32],
+        highestSent: inout Int64, backoff: inout RetryBackoff
     ) async throws {
-        let connection = try await cluster.leaderConnection(topic: upstreamTopic, partition: log.partition)
-        let version = try connection.negotiatedVersion(of: ProduceRequest.self)
-        guard version >= 3 else { throw Failure.unsupported("upstream only speaks Produce v\(version); v3+ carries record batch v2") }
+        // By key, records are re-batched for the upstream's partition count, unless it equals
+        // the local one: then the local murmur2 placement already is the upstream's.
+        let splitByKey = upstream.partitionMapping == .byKey && upstreamPartitions != localPartitionCount
+        let compressor = BatchCompressor()
+        var connections: [Int32: KafkaConnection] = [:]
+        func leader(of partition: Int32) async throws -> KafkaConnection {
+            if let known = connections[partition], known.isActive { return known }
+            let connection = try await cluster.leaderConnection(topic: upstreamTopic, partition: partition)
+            let version = try connection.negotiatedVersion(of: ProduceRequest.self)
+            guard version >= 3 else { throw Failure.unsupported("upstream only speaks Produce v\(version); v3+ carries record batch v2") }
+            connections[partition] = connection
+            return connection
+        }
+        _ = try await leader(of: splitByKey ? 0 : log.partition)
 
         var next = try resumeOffset()
-        var sequence = ackedSequence
+        var sequences = ackedSequences
         var window: [InFlight] = []
         var readAhead = ByteBuffer()
         var draining = false
-        setState(window.isEmpty ? .replicating : .replicating)
+        setState(.replicating)
 
         while true {
             if Task.isCancelled && !draining {
                 draining = true
                 // In-flight answers normally arrive within milliseconds; give them a moment,
-                // then cut the connection so a hung upstream cannot hold the shutdown.
-                Task.detached { [connection] in
+                // then cut the connections so a hung upstream cannot hold the shutdown.
+                let open = Array(connections.values)
+                Task.detached {
                     try? await Task.sleep(for: .seconds(2))
-                    connection.close()
+                    for connection in open { connection.close() }
                 }
             }
             while !draining && window.count < upstream.maxInFlight {
@@ -239,31 +259,46 @@ final class PartitionShipper: Sendable {
                     readAhead.clear()
                     break
                 }
-                var batch: RecordBatch
+                let batch: RecordBatch
                 do { batch = try RecordBatch(validating: slice) } catch {
                     throw Failure.storage("batch at offset \(next): \(error)")
                 }
-                let baseOffset = batch.baseOffset
-                let nextOffset = batch.nextOffset
-                guard nextOffset > next else { continue }
+                guard batch.nextOffset > next else { continue }
+                let parts = splitByKey
+                    ? try split(batch, into: upstreamPartitions, compressor: compressor) : [(log.partition, batch)]
+                var requests: [ObjectIdentifier: (KafkaConnection, [ProduceRequest.PartitionProduceData])] = [:]
+                var sequencesAfter: [Int32: Int32] = [:]
+                var bytes = 0
+                for (partition, var part) in parts {
+                    // The broker assigns offsets; base offset 0 keeps the inner offsets
+                    // "continuous" in its eyes, so it stores compressed batches as they are.
+                    part.setBaseOffset(0)
+                    part.setPartitionLeaderEpoch(-1)
+                    let sequence = sequences[partition] ?? 0
+                    part.setProducer(id: producer.id, epoch: producer.epoch, baseSequence: sequence)
+                    sequences[partition] = Self.increment(sequence, by: part.lastOffsetDelta + 1)
+                    sequencesAfter[partition] = sequences[partition]
+                    bytes += part.sizeInBytes
+                    let connection = try await leader(of: partition)
+                    requests[ObjectIdentifier(connection), default: (connection, [])].1.append(
+                        .init(index: partition, records: part.buffer))
+                }
+                if let limiter { try await limiter.acquire(bytes) }
+                var sent: [(connection: KafkaConnection, partitions: Int, response: EventLoopFuture<ProduceResponse>)] = []
+                for (connection, partitions) in requests.values {
+                    let request = ProduceRequest(
+                        acks: -1, timeoutMs: Int32(clamping: upstream.requestTimeoutMs),
+                        topicData: [.init(name: upstreamTopic, partitionData: partitions)])
+                    let version = try connection.negotiatedVersion(of: ProduceRequest.self)
+                    sent.append((connection, partitions.count, try connection.sendPipelined(request, version: version)))
+                }
                 let records = batch.lastOffsetDelta + 1
-                // The broker assigns offsets; sending base offset 0 keeps the inner offsets
-                // "continuous" in its eyes, so it stores compressed batches without rewriting.
-                batch.setBaseOffset(0)
-                batch.setPartitionLeaderEpoch(-1)
-                batch.setProducer(id: producer.id, epoch: producer.epoch, baseSequence: sequence)
-                if let limiter { try await limiter.acquire(size) }
-                let request = ProduceRequest(
-                    acks: -1, timeoutMs: Int32(clamping: upstream.requestTimeoutMs),
-                    topicData: [.init(name: upstreamTopic, partitionData: [.init(index: log.partition, records: batch.buffer)])])
-                let response = try connection.sendPipelined(request, version: version)
-                sequence = Self.increment(sequence, by: records)
                 window.append(InFlight(
-                    baseOffset: baseOffset, nextOffset: nextOffset, records: records, bytes: size,
-                    sequenceAfter: sequence, response: response))
-                let resent = max(0, min(highestSent, nextOffset) - max(baseOffset, next))
-                highestSent = max(highestSent, nextOffset)
-                next = nextOffset
+                    baseOffset: batch.baseOffset, nextOffset: batch.nextOffset, records: records, bytes: bytes,
+                    sequencesAfter: sequencesAfter, requests: sent))
+                let resent = max(0, min(highestSent, batch.nextOffset) - max(batch.baseOffset, next))
+                highestSent = max(highestSent, batch.nextOffset)
+                next = batch.nextOffset
                 progress.withLock {
                     $0.sentBatches += 1
                     $0.resentRecords += resent
@@ -280,47 +315,87 @@ final class PartitionShipper: Sendable {
                 continue
             }
             let head = window.removeFirst()
-            let response: ProduceResponse
-            do {
-                response = try await head.response.get()
-            } catch {
-                if draining { return }
-                await cluster.discard(connection)
-                await settle(window)
-                throw error
-            }
-            let answer = response.responses.first?.partitionResponses.first
-            let code = KafkaErrorCode(answer?.errorCode ?? KafkaErrorCode.unknownServerError.rawValue)
-            switch code {
-            case .none, .duplicateSequenceNumber:
-                ackedSequence = head.sequenceAfter
-                backoff.reset()
-                let caughtUp = head.nextOffset >= log.logEndOffset
-                let now = caughtUp ? wallClockMs() : 0
-                progress.withLock {
-                    $0.acked = head.nextOffset
-                    if caughtUp { $0.caughtUpAtMs = now }
-                    $0.ackedRecords += Int64(head.records)
-                    $0.ackedBytes += Int64(head.bytes)
-                    if code == .duplicateSequenceNumber { $0.deduplicatedBatches += 1 }
-                    if $0.state != .replicating { $0.state = .replicating }
+            var duplicate = false
+            for request in head.requests {
+                let response: ProduceResponse
+                do {
+                    response = try await request.response.get()
+                } catch {
+                    if draining { return }
+                    await cluster.discard(request.connection)
+                    await settle(window)
+                    throw error
                 }
-            case .outOfOrderSequenceNumber, .unknownProducerId, .invalidProducerEpoch, .producerFenced,
-                 .invalidProducerIdMapping:
-                await settle(window)
-                throw Failure.producerStateLost(code, answer?.errorMessage)
-            default:
-                await settle(window)
-                if draining { return }
-                throw Failure.broker(code, answer?.errorMessage)
+                let answers = response.responses.flatMap(\.partitionResponses)
+                guard answers.count == request.partitions else {
+                    await settle(window)
+                    throw Failure.broker(.unknownServerError, "answered \(answers.count) of \(request.partitions) partitions")
+                }
+                for answer in answers {
+                    let code = KafkaErrorCode(answer.errorCode)
+                    switch code {
+                    case .none:
+                        break
+                    case .duplicateSequenceNumber:
+                        duplicate = true
+                    case .outOfOrderSequenceNumber, .unknownProducerId, .invalidProducerEpoch, .producerFenced,
+                         .invalidProducerIdMapping:
+                        await settle(window)
+                        throw Failure.producerStateLost(code, answer.errorMessage)
+                    default:
+                        await settle(window)
+                        if draining { return }
+                        throw Failure.broker(code, answer.errorMessage)
+                    }
+                }
             }
+            ackedSequences.merge(head.sequencesAfter) { $1 }
+            backoff.reset()
+            let caughtUp = head.nextOffset >= log.logEndOffset
+            let now = caughtUp ? wallClockMs() : 0
+            progress.withLock {
+                $0.acked = head.nextOffset
+                if caughtUp { $0.caughtUpAtMs = now }
+                $0.ackedRecords += Int64(head.records)
+                $0.ackedBytes += Int64(head.bytes)
+                if duplicate { $0.deduplicatedBatches += 1 }
+                if $0.state != .replicating { $0.state = .replicating }
+            }
+        }
+    }
+
+    /// Re-batches a stored batch by key for an upstream with `partitions` partitions, as a
+    /// Kafka producer would place the records (murmur2 of the key; records without a key stay
+    /// together). This decompresses and compresses again, with the stored batch's codec.
+    private func split(
+        _ batch: RecordBatch, into partitions: Int32, compressor: BatchCompressor
+    ) throws -> [(Int32, RecordBatch)] {
+        var builders: [Int32: RecordBatchBuilder] = [:]
+        do {
+            var records = try batch.records(using: compressor)
+            while let record = try records.next() {
+                let partition = record.key.map { Murmur2.partition(for: $0, partitionCount: partitions) }
+                    ?? log.partition % partitions
+                builders[partition, default: RecordBatchBuilder(codec: batch.codec ?? .none)].append(record)
+            }
+            var parts: [(Int32, RecordBatch)] = []
+            for (partition, var builder) in builders.sorted(by: { $0.key < $1.key }) {
+                var bytes = ByteBuffer()
+                _ = try builder.finish(baseOffset: 0, into: &bytes)
+                parts.append((partition, try RecordBatch(validating: bytes)))
+            }
+            return parts
+        } catch {
+            throw Failure.storage("cannot re-batch the batch at offset \(batch.baseOffset): \(error)")
         }
     }
 
     /// Waits for the requests still in flight after a failure, ignoring their answers, so
     /// that the resend that follows cannot overtake them.
     private func settle(_ window: [InFlight]) async {
-        for entry in window { _ = try? await entry.response.get() }
+        for entry in window {
+            for request in entry.requests { _ = try? await request.response.get() }
+        }
     }
 
     /// Where shipping resumes: the acknowledged offset, moved up to the log start when
