@@ -17,6 +17,7 @@ final class DaemonProcess: @unchecked Sendable {
 
     let directory: String
     let port: Int
+    let kafkaPort: Int
     let configPath: String
     private(set) var process: Process?
     private let stderrPath: String
@@ -25,6 +26,7 @@ final class DaemonProcess: @unchecked Sendable {
         directory = NSTemporaryDirectory() + "edgelog-daemon-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.port = port
+        self.kafkaPort = Self.freePort()
         configPath = directory + "/edgelog.toml"
         stderrPath = directory + "/stderr.log"
         let config = """
@@ -34,6 +36,9 @@ final class DaemonProcess: @unchecked Sendable {
 
             [http]
             listen = "127.0.0.1:\(port)"
+
+            [kafka]
+            listen = "127.0.0.1:\(kafkaPort)"
 
             \(extraConfig)
             """
@@ -96,8 +101,13 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// Runs the edgelog CLI; returns exit status, stdout and stderr.
     static func cli(_ arguments: [String], stdin: String? = nil) throws -> (Int32, String, String) {
+        try runProgram(binary, arguments, stdin: stdin)
+    }
+
+    /// Runs any program with `stdin` as its input; returns exit status, stdout and stderr.
+    static func runProgram(_ executable: String, _ arguments: [String], stdin: String? = nil) throws -> (Int32, String, String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         let out = Pipe()
         let err = Pipe()

@@ -175,6 +175,18 @@ func readUpstream(
     return try output.stdout.split(separator: "\n").map { try decoder.decode(UpstreamRecord.self, from: Data($0.utf8)) }
 }
 
+/// Reads a topic with kafka-python instead (Tests/Interop/kafka_python_read.py).
+func readWithKafkaPython(bootstrap: String, topic: String, expect: Int, timeout: Int = 30) throws -> [UpstreamRecord] {
+    let output = try runCapturing("/usr/bin/env", [
+        "python3", interopScript("kafka_python_read.py"), "--bootstrap", bootstrap, "--topic", topic,
+        "--expect", "\(expect)", "--timeout", "\(timeout)",
+    ])
+    guard output.status == 0 || output.status == 2 else {
+        throw MQTTTestFailure("kafka_python_read.py failed (\(output.status)): \(output.stderr)")
+    }
+    return try output.stdout.split(separator: "\n").map { try JSONDecoder().decode(UpstreamRecord.self, from: Data($0.utf8)) }
+}
+
 func interopScript(_ name: String) -> String {
     URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Interop").appendingPathComponent(name).path

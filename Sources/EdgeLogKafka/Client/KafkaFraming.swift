@@ -1,21 +1,23 @@
-import NIOCore
+public import NIOCore
 import NIOSSL
 import NIOTLS
 
 /// Splits the inbound byte stream into Kafka frames (an int32 size, then that many bytes),
-/// refusing frames over a limit before buffering them.
-final class KafkaFrameDecoder: ByteToMessageDecoder {
-    typealias InboundOut = ByteBuffer
+/// refusing frames over a limit before buffering them. Used on both sides: the client's
+/// responses and the listener's requests.
+public final class KafkaFrameDecoder: ByteToMessageDecoder {
+    public typealias InboundOut = ByteBuffer
 
     let maxFrameSize: Int
     let broker: String
 
-    init(maxFrameSize: Int, broker: String) {
+    /// `peer` names the other side in errors.
+    public init(maxFrameSize: Int, broker peer: String) {
         self.maxFrameSize = maxFrameSize
-        self.broker = broker
+        self.broker = peer
     }
 
-    func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    public func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let size = buffer.getInteger(at: buffer.readerIndex, as: Int32.self) else { return .needMoreData }
         guard size >= 0, Int(size) <= maxFrameSize else {
             throw KafkaClientError.frameTooLarge(broker: broker, size: Int(size), limit: maxFrameSize)

@@ -47,4 +47,30 @@ public enum KafkaAPIKey: Int16, Sendable, CaseIterable {
             case .saslAuthenticate: return 0...2
         }
     }
+
+    /// Whether requests of this API at `version` use the flexible encodings (request header v2).
+    public func isFlexibleRequest(_ version: Int16) -> Bool {
+        switch self {
+            case .produce: return ProduceRequest.isFlexible(version)
+            case .fetch: return FetchRequest.isFlexible(version)
+            case .listOffsets: return ListOffsetsRequest.isFlexible(version)
+            case .metadata: return MetadataRequest.isFlexible(version)
+            case .offsetCommit: return OffsetCommitRequest.isFlexible(version)
+            case .offsetFetch: return OffsetFetchRequest.isFlexible(version)
+            case .findCoordinator: return FindCoordinatorRequest.isFlexible(version)
+            case .joinGroup: return JoinGroupRequest.isFlexible(version)
+            case .heartbeat: return HeartbeatRequest.isFlexible(version)
+            case .leaveGroup: return LeaveGroupRequest.isFlexible(version)
+            case .syncGroup: return SyncGroupRequest.isFlexible(version)
+            case .describeGroups: return DescribeGroupsRequest.isFlexible(version)
+            case .listGroups: return ListGroupsRequest.isFlexible(version)
+            case .saslHandshake: return SaslHandshakeRequest.isFlexible(version)
+            case .apiVersions: return ApiVersionsRequest.isFlexible(version)
+            case .createTopics: return CreateTopicsRequest.isFlexible(version)
+            case .deleteTopics: return DeleteTopicsRequest.isFlexible(version)
+            case .initProducerId: return InitProducerIdRequest.isFlexible(version)
+            case .describeConfigs: return DescribeConfigsRequest.isFlexible(version)
+            case .saslAuthenticate: return SaslAuthenticateRequest.isFlexible(version)
+        }
+    }
 }

@@ -13,6 +13,10 @@ data_dir = "./data"
 [http]
 listen = "127.0.0.1:8080"
 
+# Any Kafka client (kcat, confluent-kafka, kafka-python) can produce and consume here.
+[kafka]
+listen = "127.0.0.1:9092"
+
 [storage]
 flush = "always"
 

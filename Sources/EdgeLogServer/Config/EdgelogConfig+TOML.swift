@@ -59,6 +59,27 @@ extension EdgelogConfig {
             try http.rejectUnknownKeys()
         }
 
+        if let kafka = try reader.table("kafka") {
+            config.kafka.enabled = try kafka.bool("enabled") ?? true
+            if let listen = try kafka.string("listen") {
+                guard let address = KafkaBrokerAddress(listen) else {
+                    throw kafka.error("listen", "expected host:port such as 127.0.0.1:9092, found \"\(listen)\"")
+                }
+                config.kafka.host = address.host
+                config.kafka.port = address.port
+            }
+            if let advertised = try kafka.optionalString("advertised_listener") {
+                guard let address = KafkaBrokerAddress(advertised) else {
+                    throw kafka.error("advertised_listener", "expected host:port, found \"\(advertised)\"")
+                }
+                config.kafka.advertisedHost = address.host
+                config.kafka.advertisedPort = address.port
+            }
+            config.kafka.maxRequestBytes = try kafka.int("max_request_bytes", in: 1024...(1 << 30)) ?? config.kafka.maxRequestBytes
+            config.kafka.autoCreateTopics = try kafka.bool("auto_create_topics") ?? true
+            try kafka.rejectUnknownKeys()
+        }
+
         if let storage = try reader.table("storage") {
             config.storage.log = try readLogConfig(storage, base: LogConfig())
             if let budget = try storage.int("disk_budget_bytes", in: 0...Int.max), budget > 0 {

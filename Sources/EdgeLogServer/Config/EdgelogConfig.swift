@@ -22,6 +22,20 @@ public struct EdgelogConfig: Sendable, Equatable {
         public var defaultPartitions: Int32 = 3
     }
 
+    /// The Kafka wire-protocol listener: any Kafka client can produce to and consume from the
+    /// log, and other edgelogs can replicate into this one (hub mode).
+    public struct Kafka: Sendable, Equatable {
+        public var enabled = true
+        public var host = "127.0.0.1"
+        public var port = 9092
+        /// The host clients are told to connect to (Metadata); the listen host when unset.
+        public var advertisedHost: String? = nil
+        public var advertisedPort: Int? = nil
+        /// Largest request frame accepted; a bigger one closes the connection.
+        public var maxRequestBytes = 100 * 1024 * 1024
+        public var autoCreateTopics = true
+    }
+
     public struct Storage: Sendable, Equatable {
         /// Settings of topics that do not override them.
         public var log = LogConfig()
@@ -124,6 +138,7 @@ public struct EdgelogConfig: Sendable, Equatable {
 
     public var server = Server()
     public var http = HTTP()
+    public var kafka = Kafka()
     public var storage = Storage()
     public var topics: [Topic] = []
     public var brokers: [Broker] = []

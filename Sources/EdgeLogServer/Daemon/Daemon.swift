@@ -11,8 +11,8 @@ import ServiceLifecycle
 /// connections and the systemd integration as one service group until SIGTERM/SIGINT, when it
 /// stops ingest, drains, closes the log and exits.
 ///
-/// Service order (graceful shutdown runs in reverse): watchdog, log, replication, MQTT, HTTP,
-/// the shutdown signal. So on SIGTERM ingest is refused first, HTTP and MQTT finish what they
+/// Service order (graceful shutdown runs in reverse): watchdog, log, replication, MQTT, the
+/// Kafka listener, HTTP, the shutdown signal. So on SIGTERM ingest is refused first, HTTP and MQTT finish what they
 /// hold, replication lets its in-flight requests finish and writes its checkpoints, the log is
 /// closed, and the watchdog is petted until the end.
 public enum Daemon {
@@ -45,6 +45,7 @@ public enum Daemon {
             ? nil : try ReplicationService(upstreams: config.upstreams, manager: manager, logger: logger)
         if let replication { services.append(replication) }
         services += MQTTServices.make(config: config, ingestor: ingestor, logger: logger)
+        if config.kafka.enabled { services.append(KafkaListener(config: config, manager: manager, logger: logger)) }
         let markReady: @Sendable () -> Void = {
             guard state.phase == .starting else { return }
             state.phase = .ready

@@ -268,6 +268,9 @@ struct IngestBenchmarks {
 
             [http]
             listen = "127.0.0.1:\(port)"
+
+            [kafka]
+            enabled = false
             max_body_bytes = 16777216
 
             [storage]

@@ -114,6 +114,12 @@ struct ReplicationBenchmarks {
             [http]
             listen = "127.0.0.1:\(httpPort)"
 
+            [kafka]
+            enabled = false
+
+            [kafka]
+            enabled = false
+
             [[upstreams]]
             name = "bench"
             bootstrap = ["127.0.0.1:\(port)"]

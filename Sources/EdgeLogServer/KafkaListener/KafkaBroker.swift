@@ -1,0 +1,164 @@
+import EdgeLogKafka
+import EdgeLogStorage
+import Logging
+import NIOCore
+import Synchronization
+
+/// The broker side of the Kafka protocol over the local log: edgelog as a single-node Kafka
+/// cluster (node 1, leader of every partition). One instance serves every connection.
+///
+/// `start` does, synchronously and in request order, everything whose order matters (reading
+/// the request, sequence checks, queueing appends) and returns a task that finishes the
+/// answer; the connection writes those answers in request order, as the protocol requires,
+/// while later requests are already being read.
+final class KafkaBroker: Sendable {
+    enum Action {
+        /// The answer (a whole frame), or nil when the request gets none (Produce acks=0).
+        case respond(Task<ByteBuffer?, Never>)
+        /// The protocol says to close: an unknown API, an unsupported version, a malformed request.
+        case close(reason: String)
+    }
+
+    static let nodeId: Int32 = 1
+
+    /// What this broker speaks, per API: the generated codecs' ranges narrowed to the
+    /// versions whose semantics are implemented (no topic ids, no fetch sessions).
+    static let supportedVersions: [KafkaAPIKey: ClosedRange<Int16>] = [
+        .produce: 3...9,
+        .fetch: 4...12,
+        .listOffsets: 1...7,
+        .metadata: 1...9,
+        .apiVersions: 0...3,
+        .createTopics: 2...7,
+        .deleteTopics: 1...6,
+        .initProducerId: 0...4,
+        .describeConfigs: 1...4,
+        .findCoordinator: 0...4,
+    ]
+
+    let manager: LogManager
+    let settings: EdgelogConfig.Kafka
+    let defaultPartitions: Int32
+    let advertised: KafkaBrokerAddress
+    let clusterId: String
+    let logger: Logger
+    let producers = ProducerStateTable()
+    private let nextProducerId: Atomic<Int64>
+
+    init(manager: LogManager, settings: EdgelogConfig.Kafka, defaultPartitions: Int32, logger: Logger) {
+        self.manager = manager
+        self.settings = settings
+        self.defaultPartitions = defaultPartitions
+        self.advertised = KafkaBrokerAddress(
+            host: settings.advertisedHost ?? Self.advertisableHost(settings.host), port: settings.advertisedPort ?? settings.port)
+        self.clusterId = "edgelog"
+        self.logger = logger
+        // Producer ids must not repeat across restarts (producer state is in memory): start
+        // from the clock, in milliseconds, which a restart cannot go back past in practice.
+        self.nextProducerId = Atomic(wallClockMs())
+    }
+
+    static func advertisableHost(_ host: String) -> String {
+        host == "0.0.0.0" || host == "::" ? (Self.hostname() ?? "127.0.0.1") : host
+    }
+
+    private static func hostname() -> String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return nil }
+        return String(cString: buffer)
+    }
+
+    func newProducerId() -> Int64 { nextProducerId.wrappingAdd(1, ordering: .relaxed).newValue }
+
+    // MARK: Dispatch
+
+    func start(_ frame: ByteBuffer) -> Action {
+        var body = frame
+        var header: KafkaRequestHeader
+        do { header = try KafkaRequestHeader(from: &body) } catch { return .close(reason: "truncated request header") }
+        guard let api = KafkaAPIKey(rawValue: header.apiKey) else {
+            return .close(reason: "unknown api key \(header.apiKey)")
+        }
+        guard let versions = Self.supportedVersions[api], versions.contains(header.apiVersion) else {
+            if api == .apiVersions {
+                // KIP-511: an ApiVersions we do not speak is answered in v0, with our ranges.
+                return .respond(Task { self.encode(self.apiVersions(error: .unsupportedVersion), correlationId: header.correlationId, version: 0) })
+            }
+            return .close(reason: "\(api) v\(header.apiVersion) is not supported (\(Self.supportedVersions[api].map { "\($0)" } ?? "none"))")
+        }
+        let version = header.apiVersion
+        do {
+            try header.readRest(from: &body, headerVersion: api.isFlexibleRequest(version) ? 2 : 1)
+            let correlationId = header.correlationId
+            switch api {
+            case .apiVersions:
+                _ = try ApiVersionsRequest(from: &body, version: version)
+                return answer(apiVersions(error: .none), correlationId, version)
+            case .metadata:
+                let request = try MetadataRequest(from: &body, version: version)
+                return answer(metadata(request), correlationId, version)
+            case .produce:
+                let request = try ProduceRequest(from: &body, version: version)
+                return produce(request, correlationId: correlationId, version: version)
+            case .fetch:
+                let request = try FetchRequest(from: &body, version: version)
+                return .respond(Task {
+                    let response = await self.fetch(request, version: version)
+                    return self.encode(response, correlationId: correlationId, version: version)
+                })
+            case .listOffsets:
+                let request = try ListOffsetsRequest(from: &body, version: version)
+                return answer(listOffsets(request), correlationId, version)
+            case .createTopics:
+                let request = try CreateTopicsRequest(from: &body, version: version)
+                return answer(createTopics(request), correlationId, version)
+            case .deleteTopics:
+                let request = try DeleteTopicsRequest(from: &body, version: version)
+                return answer(deleteTopics(request, version: version), correlationId, version)
+            case .describeConfigs:
+                let request = try DescribeConfigsRequest(from: &body, version: version)
+                return answer(describeConfigs(request), correlationId, version)
+            case .findCoordinator:
+                let request = try FindCoordinatorRequest(from: &body, version: version)
+                return answer(findCoordinator(request, version: version), correlationId, version)
+            case .initProducerId:
+                let request = try InitProducerIdRequest(from: &body, version: version)
+                return answer(initProducerId(request), correlationId, version)
+            default:
+                return .close(reason: "\(api) is not served")
+            }
+        } catch {
+            return .close(reason: "malformed \(api) v\(version) request: \(error)")
+        }
+    }
+
+    private func answer<Response: KafkaResponseMessage>(_ response: Response, _ correlationId: Int32, _ version: Int16) -> Action {
+        let frame = encode(response, correlationId: correlationId, version: version)
+        return .respond(Task { frame })
+    }
+
+    /// A whole response frame: size, header (v0 or v1), body.
+    func encode<Response: KafkaResponseMessage>(_ response: Response, correlationId: Int32, version: Int16) -> ByteBuffer? {
+        var buffer = ByteBuffer()
+        buffer.writeInteger(Int32(0))
+        KafkaResponseHeader(correlationId: correlationId).write(to: &buffer, headerVersion: Response.responseHeaderVersion(version))
+        do {
+            try response.write(to: &buffer, version: version)
+        } catch {
+            logger.error("cannot encode \(Response.self) v\(version): \(error)")
+            return nil
+        }
+        buffer.setInteger(Int32(buffer.readableBytes - 4), at: 0)
+        return buffer
+    }
+
+    // MARK: ApiVersions
+
+    func apiVersions(error: KafkaErrorCode) -> ApiVersionsResponse {
+        ApiVersionsResponse(
+            errorCode: error.rawValue,
+            apiKeys: Self.supportedVersions.sorted { $0.key.rawValue < $1.key.rawValue }.map {
+                .init(apiKey: $0.key.rawValue, minVersion: $0.value.lowerBound, maxVersion: $0.value.upperBound)
+            })
+    }
+}

@@ -1,0 +1,89 @@
+import EdgeLogKafka
+public import EdgeLogStorage
+public import Logging
+import NIOCore
+import NIOPosix
+public import ServiceLifecycle
+
+/// The Kafka wire-protocol listener (default 127.0.0.1:9092): every connection reads
+/// frames, hands each to the broker in order, and writes the answers in the same order.
+public final class KafkaListener: Service, Sendable {
+    let settings: EdgelogConfig.Kafka
+    let broker: KafkaBroker
+    let logger: Logger
+
+    public init(config: EdgelogConfig, manager: LogManager, logger: Logger) {
+        self.settings = config.kafka
+        self.broker = KafkaBroker(
+            manager: manager, settings: config.kafka, defaultPartitions: config.http.defaultPartitions, logger: logger)
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let maxFrame = settings.maxRequestBytes
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: settings.host, port: settings.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(KafkaFrameDecoder(maxFrameSize: maxFrame, broker: "client")))
+                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        logger.info(
+            "Kafka listener ready",
+            metadata: [
+                "edgelog.address": "\(server.channel.localAddress.map { "\($0)" } ?? "?")",
+                "edgelog.advertised": "\(broker.advertised)",
+            ])
+        // Shutdown cancels the accept loop and every connection (their pending answers are
+        // dropped: clients retry, and nothing they were told is committed is lost).
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                do {
+                    try await server.executeThenClose { connections in
+                        for try await connection in connections {
+                            group.addTask { await self.serve(connection) }
+                        }
+                    }
+                } catch {
+                    if !Task.isCancelled { self.logger.error("Kafka listener stopped: \(error)") }
+                }
+            }
+        }
+    }
+
+    private func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
+        let peer = connection.channel.remoteAddress.map { "\($0)" } ?? "?"
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                let (answers, queue) = AsyncStream.makeStream(of: Task<ByteBuffer?, Never>.self)
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        for await answer in answers {
+                            if let frame = await answer.value { try await outbound.write(frame) }
+                        }
+                    }
+                    defer { queue.finish() }
+                    for try await frame in inbound {
+                        switch broker.start(frame) {
+                        case .respond(let answer):
+                            queue.yield(answer)
+                        case .close(let reason):
+                            logger.notice("closing Kafka connection", metadata: ["edgelog.peer": "\(peer)", "edgelog.reason": "\(reason)"])
+                            queue.finish()
+                            try await group.waitForAll()
+                            return
+                        }
+                    }
+                    queue.finish()
+                    try await group.waitForAll()
+                }
+            }
+        } catch {
+            logger.debug("Kafka connection ended", metadata: ["edgelog.peer": "\(peer)", "edgelog.error": "\(error)"])
+        }
+    }
+}
