@@ -269,6 +269,42 @@ struct KafkaListenerTests {
         let stored = response.responses[0].partitions.reduce(0) { $0 + ($1.records?.readableBytes ?? 0) }
         #expect(stored > 0, "\(response)")
     }
+
+    @Test func hubModeAcceptsAnotherEdgelogsReplication() async throws {
+        let hub = try await Self.daemon()
+        defer { hub.remove() }
+        let edge = try DaemonProcess(extraConfig: """
+            [[topics]]
+            name = "sensors"
+            partitions = 2
+            codec = "zstd"
+
+            [[upstreams]]
+            name = "hub"
+            bootstrap = ["127.0.0.1:\(hub.kafkaPort)"]
+            topic_template = "site7.{topic}"
+            retry_backoff_ms = 50
+            checkpoint_interval_ms = 100
+            """)
+        defer { edge.remove() }
+        try await edge.start()
+        let body = (0..<400).map { #"{"key":"pump-\#($0 % 9)","value":"reading \#($0)"}"# }.joined(separator: "\n")
+        let (status, _) = try await edge.request(.POST, "/v1/topics/sensors/records", contentType: "application/x-ndjson", body: body)
+        #expect(status == 200)
+        let caughtUp = try await eventually(timeout: .seconds(30)) {
+            let (_, answer) = try await edge.request(.GET, "/v1/replication")
+            return answer.components(separatedBy: #""lag_records":0"#).count - 1 == 3  // upstream + 2 partitions
+        }
+        #expect(caughtUp)
+        let records = try readUpstream(bootstrap: "127.0.0.1:\(hub.kafkaPort)", topic: "site7.sensors", expect: 400, timeout: 30, extraWait: 0.5)
+        #expect(records.count == 400, "every record once in the hub")
+        #expect(Set(records.compactMap(\.valueText)) == Set((0..<400).map { "\"reading \($0)\"" }))
+        // The hub stored the edge's zstd batches as they came.
+        let (_, dump, _) = try DaemonProcess.cli(["log", "dump", hub.dataDirectory + "/site7.sensors-0"])
+        #expect(dump.contains("compresscodec: zstd") && !dump.contains("compresscodec: none"))
+        #expect(try await edge.stop() == 0)
+        #expect(try await hub.stop() == 0)
+    }
 }
 
 extension CompressionCodec {
