@@ -34,6 +34,14 @@ final class KafkaBroker: Sendable {
         .initProducerId: 0...4,
         .describeConfigs: 1...4,
         .findCoordinator: 0...4,
+        .joinGroup: 0...7,
+        .syncGroup: 0...5,
+        .heartbeat: 0...4,
+        .leaveGroup: 0...5,
+        .offsetCommit: 0...8,
+        .offsetFetch: 1...7,
+        .describeGroups: 0...5,
+        .listGroups: 0...4,
     ]
 
     let manager: LogManager
@@ -43,6 +51,7 @@ final class KafkaBroker: Sendable {
     let clusterId: String
     let logger: Logger
     let producers = ProducerStateTable()
+    let groups: GroupCoordinator
     private let nextProducerId: Atomic<Int64>
 
     init(manager: LogManager, settings: EdgelogConfig.Kafka, defaultPartitions: Int32, logger: Logger) {
@@ -53,6 +62,8 @@ final class KafkaBroker: Sendable {
             host: settings.advertisedHost ?? Self.advertisableHost(settings.host), port: settings.advertisedPort ?? settings.port)
         self.clusterId = "edgelog"
         self.logger = logger
+        self.groups = GroupCoordinator(
+            store: GroupOffsetStore(dataDirectory: manager.configuration.dataDirectory), logger: logger)
         // Producer ids must not repeat across restarts (producer state is in memory): start
         // from the clock, in milliseconds, which a restart cannot go back past in practice.
         self.nextProducerId = Atomic(wallClockMs())
@@ -72,7 +83,7 @@ final class KafkaBroker: Sendable {
 
     // MARK: Dispatch
 
-    func start(_ frame: ByteBuffer) -> Action {
+    func start(_ frame: ByteBuffer, peer: String = "") -> Action {
         var body = frame
         var header: KafkaRequestHeader
         do { header = try KafkaRequestHeader(from: &body) } catch { return .close(reason: "truncated request header") }
@@ -121,6 +132,8 @@ final class KafkaBroker: Sendable {
             case .findCoordinator:
                 let request = try FindCoordinatorRequest(from: &body, version: version)
                 return answer(findCoordinator(request, version: version), correlationId, version)
+            case .joinGroup, .syncGroup, .heartbeat, .leaveGroup, .offsetCommit, .offsetFetch, .describeGroups, .listGroups:
+                return try groupRequest(api, header: header, body: &body, peer: peer)
             case .initProducerId:
                 let request = try InitProducerIdRequest(from: &body, version: version)
                 return answer(initProducerId(request), correlationId, version)
@@ -137,7 +150,9 @@ final class KafkaBroker: Sendable {
         return .respond(Task { frame })
     }
 
-    /// A whole response frame: size, header (v0 or v1), body.
+    /// A whole response frame: size, header (v0 or v1), body. A response that cannot be
+    /// encoded (a bug) becomes an empty buffer, on which the connection closes, so the client
+    /// retries instead of waiting forever.
     func encode<Response: KafkaResponseMessage>(_ response: Response, correlationId: Int32, version: Int16) -> ByteBuffer? {
         var buffer = ByteBuffer()
         buffer.writeInteger(Int32(0))
@@ -146,7 +161,7 @@ final class KafkaBroker: Sendable {
             try response.write(to: &buffer, version: version)
         } catch {
             logger.error("cannot encode \(Response.self) v\(version): \(error)")
-            return nil
+            return ByteBuffer()
         }
         buffer.setInteger(Int32(buffer.readableBytes - 4), at: 0)
         return buffer

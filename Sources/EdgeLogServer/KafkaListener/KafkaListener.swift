@@ -42,6 +42,7 @@ public final class KafkaListener: Service, Sendable {
         // dropped: clients retry, and nothing they were told is committed is lost).
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
+                group.addTask { await self.broker.groups.runTimers() }
                 do {
                     try await server.executeThenClose { connections in
                         for try await connection in connections {
@@ -63,12 +64,14 @@ public final class KafkaListener: Service, Sendable {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
                         for await answer in answers {
-                            if let frame = await answer.value { try await outbound.write(frame) }
+                            guard let frame = await answer.value else { continue }  // acks=0: no answer
+                            guard frame.readableBytes > 0 else { throw KafkaListenerError.unanswerable }
+                            try await outbound.write(frame)
                         }
                     }
                     defer { queue.finish() }
                     for try await frame in inbound {
-                        switch broker.start(frame) {
+                        switch broker.start(frame, peer: peer) {
                         case .respond(let answer):
                             queue.yield(answer)
                         case .close(let reason):
@@ -86,4 +89,9 @@ public final class KafkaListener: Service, Sendable {
             logger.debug("Kafka connection ended", metadata: ["edgelog.peer": "\(peer)", "edgelog.error": "\(error)"])
         }
     }
+}
+
+enum KafkaListenerError: Error {
+    /// A response could not be encoded; the connection closes so the client retries.
+    case unanswerable
 }
