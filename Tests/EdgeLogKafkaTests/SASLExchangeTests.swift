@@ -47,4 +47,31 @@ import Testing
     @Test func usernamesAreEscaped() {
         #expect(SASLExchange.saslName("a=b,c") == "a=3Db=2Cc")
     }
+
+    @Test(arguments: KafkaSASLCredentials.Mechanism.allCases)
+    func theServerAcceptsTheRightPasswordOnly(mechanism: KafkaSASLCredentials.Mechanism) {
+        func run(username: String, password: String) -> SASLServer.Step {
+            var client = SASLExchange(credentials: KafkaSASLCredentials(mechanism: mechanism, username: username, password: password))
+            var server = SASLServer(mechanism: mechanism) { $0 == "edge,7" ? "s3cret=" : nil }
+            var message = client.start()
+            while true {
+                let step = server.step(message)
+                guard case .challenge(let challenge) = step else {
+                    if case .success(_, let final) = step, mechanism != .plain {
+                        #expect((try? client.next(serverMessage: final)) == nil && client.isComplete, "the client verifies the server")
+                    }
+                    return step
+                }
+                guard let answer = try? client.next(serverMessage: challenge) else { return .failure("client gave up") }
+                message = answer
+            }
+        }
+        if case .success(let user, _) = run(username: "edge,7", password: "s3cret=") {
+            #expect(user == "edge,7")
+        } else {
+            Issue.record("the right password failed")
+        }
+        if case .failure = run(username: "edge,7", password: "wrong") {} else { Issue.record("a wrong password passed") }
+        if case .failure = run(username: "nobody", password: "s3cret=") {} else { Issue.record("an unknown user passed") }
+    }
 }

@@ -92,6 +92,32 @@ import Testing
         #expect(route.filter.match("other/plant-3/pump-7/x") == nil)
     }
 
+    @Test func theKafkaListenerIsRead() throws {
+        let config = try EdgelogConfig.parse(
+            """
+            [kafka]
+            listen = "0.0.0.0:9093"
+            advertised_listener = "edge-7.plant.example:19093"
+            max_request_bytes = 2097152
+            auto_create_topics = false
+            sasl_mechanisms = ["SCRAM-SHA-256"]
+
+            [[kafka.users]]
+            name = "app"
+            password = "in-file"
+
+            [[kafka.users]]
+            name = "tool"
+            password = "x"
+            """, file: "kafka.toml", environment: ["EDGELOG_KAFKA_PASSWORD_APP": "from-env"])
+        #expect(config.kafka.host == "0.0.0.0" && config.kafka.port == 9093)
+        #expect(config.kafka.advertisedHost == "edge-7.plant.example" && config.kafka.advertisedPort == 19093)
+        #expect(config.kafka.maxRequestBytes == 2_097_152 && !config.kafka.autoCreateTopics)
+        #expect(config.kafka.saslMechanisms == [.scramSHA256])
+        #expect(config.kafka.users == ["app": "from-env", "tool": "x"])
+        #expect(EdgelogConfig().kafka.enabled && EdgelogConfig().kafka.port == 9092 && EdgelogConfig().kafka.users.isEmpty)
+    }
+
     @Test func upstreamsAreRead() throws {
         let config = try EdgelogConfig.parse(
             """
@@ -148,6 +174,9 @@ import Testing
         ("[[mqtt.routes]]\nfilter = \"a/#/b\"\ntopic = \"t\"\n", 2, "mqtt.routes[0].filter", "'#' must be the last level"),
         ("[[mqtt.routes]]\nfilter = \"a/{x}\"\ntopic = \"t\"\nkey = \"{y}\"\n", 4, "mqtt.routes[0].key", "captures only {x}"),
         ("[storage]\noverflow = \"drop\"\n", 2, "storage.overflow", "not one of the allowed values"),
+        ("[kafka]\nlisten = \"9092\"\n", 2, "kafka.listen", "expected host:port"),
+        ("[kafka]\nsasl_mechanisms = [\"GSSAPI\"]\n", 2, "kafka.sasl_mechanisms", "not one of PLAIN"),
+        ("[kafka]\ntls_cert_file = \"/nonexistent.pem\"\n", 2, "kafka.tls_cert_file", "cannot read"),
         ("[[upstreams]]\nname = \"c\"\n", 1, "upstreams[0].bootstrap", "at least one broker"),
         ("[[upstreams]]\nname = \"c\"\nbootstrap = [\"kafka\"]\n", 3, "upstreams[0].bootstrap", "expected host:port"),
         ("[[upstreams]]\nname = \"c/d\"\nbootstrap = [\"k:1\"]\n", 2, "upstreams[0].name", "must be ASCII letters"),

@@ -22,7 +22,8 @@ final class DaemonProcess: @unchecked Sendable {
     private(set) var process: Process?
     private let stderrPath: String
 
-    init(extraConfig: String = "", port: Int = DaemonProcess.freePort()) throws {
+    /// `kafkaConfig` goes into the `[kafka]` table (TLS, users).
+    init(extraConfig: String = "", kafkaConfig: String = "", port: Int = DaemonProcess.freePort()) throws {
         directory = NSTemporaryDirectory() + "edgelog-daemon-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.port = port
@@ -39,6 +40,7 @@ final class DaemonProcess: @unchecked Sendable {
 
             [kafka]
             listen = "127.0.0.1:\(kafkaPort)"
+            \(kafkaConfig)
 
             \(extraConfig)
             """

@@ -67,7 +67,7 @@ import Testing
                 variants.append(mangled)
             }
             for variant in variants {
-                switch broker.start(ByteBuffer(bytes: variant)) {
+                switch broker.start(ByteBuffer(bytes: variant), session: KafkaSession(peer: "fuzz")) {
                 case .respond(let answer):
                     _ = await answer.value
                     answered += 1

@@ -305,6 +305,58 @@ struct KafkaListenerTests {
         #expect(try await edge.stop() == 0)
         #expect(try await hub.stop() == 0)
     }
+
+    @Test func tlsAndSASLGuardTheListener() async throws {
+        let certificates = try MQTTTestBroker(start: false, tls: true)  // a CA and a certificate for 127.0.0.1
+        defer { withExtendedLifetime(certificates) {} }  // its deinit deletes the files
+        let hub = try DaemonProcess(
+            extraConfig: "[[topics]]\nname = \"events\"\npartitions = 1\n\n[[kafka.users]]\nname = \"edge\"\npassword = \"s3cret\"\n",
+            kafkaConfig: "tls_cert_file = \"\(certificates.directory)/server.crt\"\ntls_key_file = \"\(certificates.directory)/server.key\"\n")
+        defer { hub.remove() }
+        try await hub.start()
+        let bootstrap = "127.0.0.1:\(hub.kafkaPort)"
+        let tls = ["-X", "security.protocol=sasl_ssl", "-X", "ssl.ca.location=\(certificates.directory)/ca.crt"]
+        for mechanism in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
+            let good = try DaemonProcess.runProgram(Self.kcat, ["-b", bootstrap, "-L", "-m", "10"] + tls + [
+                "-X", "sasl.mechanisms=\(mechanism)", "-X", "sasl.username=edge", "-X", "sasl.password=s3cret",
+            ])
+            #expect(good.0 == 0 && good.1.contains("topic \"events\""), "\(mechanism): \(good.2)")
+            let bad = try DaemonProcess.runProgram(Self.kcat, ["-b", bootstrap, "-L", "-m", "2"] + tls + [
+                "-X", "sasl.mechanisms=\(mechanism)", "-X", "sasl.username=edge", "-X", "sasl.password=wrong",
+            ])
+            #expect(bad.0 != 0, "\(mechanism) with a wrong password is refused")
+        }
+        let plaintext = try DaemonProcess.runProgram(Self.kcat, ["-b", bootstrap, "-L", "-m", "2"])
+        #expect(plaintext.0 != 0, "no TLS, no SASL: refused")
+
+        // An edge replicating into the guarded hub, with the same TLS and SCRAM.
+        let edge = try DaemonProcess(extraConfig: """
+            [[topics]]
+            name = "events"
+            partitions = 1
+
+            [[upstreams]]
+            name = "hub"
+            bootstrap = ["\(bootstrap)"]
+            tls_ca_file = "\(certificates.directory)/ca.crt"
+            sasl_mechanism = "SCRAM-SHA-512"
+            sasl_username = "edge"
+            sasl_password = "s3cret"
+            topic_template = "edge.{topic}"
+            retry_backoff_ms = 50
+            """)
+        defer { edge.remove() }
+        try await edge.start()
+        let body = (0..<30).map { #"{"value":"guarded \#($0)"}"# }.joined(separator: "\n")
+        _ = try await edge.request(.POST, "/v1/topics/events/records", contentType: "application/x-ndjson", body: body)
+        let arrived = try await eventually(timeout: .seconds(30)) {
+            let (_, topic) = try await hub.request(.GET, "/v1/topics/edge.events")
+            return topic.contains(#""log_end_offset":30"#)
+        }
+        #expect(arrived, "replicated over TLS with SCRAM-SHA-512")
+        #expect(try await edge.stop() == 0)
+        #expect(try await hub.stop() == 0)
+    }
 }
 
 extension CompressionCodec {

@@ -311,6 +311,7 @@ struct ReplicationDaemonTests {
     @Test func replicatesOverTLSAndRefusesAnUntrustedCertificate() async throws {
         // Tansu 0.6 cannot serve TLS itself, so a TLS-terminating proxy fronts it.
         let certificates = try MQTTTestBroker(start: false, tls: true)
+        defer { withExtendedLifetime(certificates) {} }  // its deinit deletes the files
         let brokerPort = try MQTTTestBroker.freePort()
         let proxy = try FaultProxy(
             target: brokerPort, tls: (certificates.directory + "/server.crt", certificates.directory + "/server.key"))

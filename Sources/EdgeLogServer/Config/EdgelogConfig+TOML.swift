@@ -77,6 +77,36 @@ extension EdgelogConfig {
             }
             config.kafka.maxRequestBytes = try kafka.int("max_request_bytes", in: 1024...(1 << 30)) ?? config.kafka.maxRequestBytes
             config.kafka.autoCreateTopics = try kafka.bool("auto_create_topics") ?? true
+            for (key, keyPath) in [("tls_cert_file", \Kafka.tlsCertFile), ("tls_key_file", \.tlsKeyFile)] {
+                if let path = try kafka.optionalString(key) {
+                    guard FileManager.default.isReadableFile(atPath: path) else { throw kafka.error(key, "cannot read \(path)") }
+                    config.kafka[keyPath: keyPath] = path
+                }
+            }
+            if (config.kafka.tlsCertFile == nil) != (config.kafka.tlsKeyFile == nil) {
+                throw kafka.error("tls_cert_file", "tls_cert_file and tls_key_file go together")
+            }
+            if let mechanisms = try kafka.strings("sasl_mechanisms") {
+                config.kafka.saslMechanisms = []
+                for name in mechanisms {
+                    guard let mechanism = KafkaSASLCredentials.Mechanism(rawValue: name) else {
+                        throw kafka.error("sasl_mechanisms", "'\(name)' is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512")
+                    }
+                    config.kafka.saslMechanisms.append(mechanism)
+                }
+            }
+            for user in try kafka.tables("users") {
+                guard let name = try user.optionalString("name") else { throw user.error("name", "a user needs a name") }
+                let variable = "EDGELOG_KAFKA_PASSWORD_" + String(name.uppercased().map { $0.isLetter || $0.isNumber ? $0 : "_" })
+                let filePassword = try user.optionalString("password")
+                guard let password = environment[variable].flatMap({ $0.isEmpty ? nil : $0 }) ?? filePassword else {
+                    throw user.error("password", "set password or \(variable)")
+                }
+                guard config.kafka.users.updateValue(password, forKey: name) == nil else {
+                    throw user.error("name", "user '\(name)' is listed twice")
+                }
+                try user.rejectUnknownKeys()
+            }
             try kafka.rejectUnknownKeys()
         }
 

@@ -34,6 +34,12 @@ public struct EdgelogConfig: Sendable, Equatable {
         /// Largest request frame accepted; a bigger one closes the connection.
         public var maxRequestBytes = 100 * 1024 * 1024
         public var autoCreateTopics = true
+        /// TLS for the listener when both are set.
+        public var tlsCertFile: String? = nil
+        public var tlsKeyFile: String? = nil
+        /// SASL users (name to password); when any is set, clients must authenticate.
+        public var users: [String: String] = [:]
+        public var saslMechanisms: [KafkaSASLCredentials.Mechanism] = [.scramSHA512, .scramSHA256, .plain]
     }
 
     public struct Storage: Sendable, Equatable {

@@ -42,6 +42,10 @@ final class KafkaBroker: Sendable {
         .offsetFetch: 1...7,
         .describeGroups: 0...5,
         .listGroups: 0...4,
+        // v0 is announced because librdkafka looks for it, but v0 clients (raw tokens after the
+        // handshake) are not served: every client since Kafka 1.0 uses v1 and SaslAuthenticate.
+        .saslHandshake: 0...1,
+        .saslAuthenticate: 0...2,
     ]
 
     let manager: LogManager
@@ -83,7 +87,8 @@ final class KafkaBroker: Sendable {
 
     // MARK: Dispatch
 
-    func start(_ frame: ByteBuffer, peer: String = "") -> Action {
+    func start(_ frame: ByteBuffer, session: KafkaSession) -> Action {
+        let peer = session.peer
         var body = frame
         var header: KafkaRequestHeader
         do { header = try KafkaRequestHeader(from: &body) } catch { return .close(reason: "truncated request header") }
@@ -101,7 +106,18 @@ final class KafkaBroker: Sendable {
         do {
             try header.readRest(from: &body, headerVersion: api.isFlexibleRequest(version) ? 2 : 1)
             let correlationId = header.correlationId
+            if requiresAuthentication && session.authenticatedUser == nil
+                && ![.apiVersions, .saslHandshake, .saslAuthenticate].contains(api)
+            {
+                return .close(reason: "\(api) before SASL authentication")
+            }
             switch api {
+            case .saslHandshake:
+                let request = try SaslHandshakeRequest(from: &body, version: version)
+                return answer(saslHandshake(request, session: session), correlationId, version)
+            case .saslAuthenticate:
+                let request = try SaslAuthenticateRequest(from: &body, version: version)
+                return answer(saslAuthenticate(request, session: session), correlationId, version)
             case .apiVersions:
                 _ = try ApiVersionsRequest(from: &body, version: version)
                 return answer(apiVersions(error: .none), correlationId, version)

@@ -3,6 +3,7 @@ public import EdgeLogStorage
 public import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 public import ServiceLifecycle
 
 /// The Kafka wire-protocol listener (default 127.0.0.1:9092): every connection reads
@@ -21,12 +22,24 @@ public final class KafkaListener: Service, Sendable {
 
     public func run() async throws {
         let maxFrame = settings.maxRequestBytes
+        var tls: NIOSSLContext?
+        if let certificate = settings.tlsCertFile, let key = settings.tlsKeyFile {
+            do {
+                let configuration = TLSConfiguration.makeServerConfiguration(
+                    certificateChain: try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
+                    privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+                tls = try NIOSSLContext(configuration: configuration)
+            } catch {
+                throw KafkaListenerError.tls("cannot load [kafka] tls_cert_file \(certificate) / tls_key_file \(key): \(error)")
+            }
+        }
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .bind(host: settings.host, port: settings.port) { channel in
+            .bind(host: settings.host, port: settings.port) { [tls] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(KafkaFrameDecoder(maxFrameSize: maxFrame, broker: "client")))
                     return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
@@ -37,6 +50,8 @@ public final class KafkaListener: Service, Sendable {
             metadata: [
                 "edgelog.address": "\(server.channel.localAddress.map { "\($0)" } ?? "?")",
                 "edgelog.advertised": "\(broker.advertised)",
+                "edgelog.tls": "\(tls != nil)",
+                "edgelog.sasl": "\(broker.requiresAuthentication ? settings.saslMechanisms.map(\.rawValue).joined(separator: ",") : "off")",
             ])
         // Shutdown cancels the accept loop and every connection (their pending answers are
         // dropped: clients retry, and nothing they were told is committed is lost).
@@ -58,6 +73,7 @@ public final class KafkaListener: Service, Sendable {
 
     private func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
         let peer = connection.channel.remoteAddress.map { "\($0)" } ?? "?"
+        let session = KafkaSession(peer: peer)
         do {
             try await connection.executeThenClose { inbound, outbound in
                 let (answers, queue) = AsyncStream.makeStream(of: Task<ByteBuffer?, Never>.self)
@@ -71,7 +87,7 @@ public final class KafkaListener: Service, Sendable {
                     }
                     defer { queue.finish() }
                     for try await frame in inbound {
-                        switch broker.start(frame, peer: peer) {
+                        switch broker.start(frame, session: session) {
                         case .respond(let answer):
                             queue.yield(answer)
                         case .close(let reason):
@@ -91,7 +107,15 @@ public final class KafkaListener: Service, Sendable {
     }
 }
 
-enum KafkaListenerError: Error {
+enum KafkaListenerError: Error, CustomStringConvertible {
     /// A response could not be encoded; the connection closes so the client retries.
     case unanswerable
+    case tls(String)
+
+    var description: String {
+        switch self {
+        case .unanswerable: "a response could not be encoded"
+        case .tls(let reason): reason
+        }
+    }
 }

@@ -1,0 +1,13 @@
+import EdgeLogKafka
+
+/// What the broker knows about one client connection: whether (and as whom) it has
+/// authenticated, and the SASL exchange in progress. Used only by that connection's task.
+final class KafkaSession {
+    var authenticatedUser: String?
+    var sasl: SASLServer?
+    let peer: String
+
+    init(peer: String) {
+        self.peer = peer
+    }
+}
