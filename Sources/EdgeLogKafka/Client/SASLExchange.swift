@@ -122,7 +122,8 @@ struct SASLExchange {
         name.replacingOccurrences(of: "=", with: "=3D").replacingOccurrences(of: ",", with: "=2C")
     }
 
-    private static func attributes(_ message: String) -> [String: String] {
+    /// The "key=value" attributes of a SCRAM message (shared with the server side).
+    static func attributes(_ message: String) -> [String: String] {
         var fields: [String: String] = [:]
         for part in message.split(separator: ",") {
             guard let equals = part.firstIndex(of: "=") else { continue }

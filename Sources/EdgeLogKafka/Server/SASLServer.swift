@@ -47,7 +47,7 @@ public struct SASLServer: Sendable {
     private mutating func first(_ message: String) -> Step {
         guard message.hasPrefix("n,,") else { return .failure("channel binding is not supported") }
         let bare = String(message.dropFirst(3))
-        let fields = Self.attributes(bare)
+        let fields = SASLExchange.attributes(bare)
         guard let name = fields["n"], let nonce = fields["r"], !nonce.isEmpty else { return .failure("malformed client-first message") }
         let user = name.replacingOccurrences(of: "=2C", with: ",").replacingOccurrences(of: "=3D", with: "=")
         // An unknown user gets a normal challenge and fails at the proof, so the exchange does
@@ -83,14 +83,5 @@ public struct SASLServer: Sendable {
     private static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
         return zip(a, b).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
-    }
-
-    private static func attributes(_ message: String) -> [String: String] {
-        var fields: [String: String] = [:]
-        for part in message.split(separator: ",") {
-            guard let equals = part.firstIndex(of: "=") else { continue }
-            fields[String(part[..<equals])] = String(part[part.index(after: equals)...])
-        }
-        return fields
     }
 }
