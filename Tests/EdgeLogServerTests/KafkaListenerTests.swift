@@ -99,8 +99,23 @@ struct KafkaListenerTests {
         #expect(topic.contains("\"partitions\""))
     }
 
-    @Test func recordsIngestedOverHTTPReadThroughTheListenerWithTheSameOffsetsKeysAndHeaders() async throws {
-        let daemon = try await Self.daemon()
+    @Test func recordsIngestedOverHTTPAndMQTTReadThroughTheListenerWithTheSameOffsetsKeysAndHeaders() async throws {
+        let mosquitto = try MQTTTestBroker()
+        let daemon = try await Self.daemon("""
+            [[topics]]
+            name = "sensors"
+            partitions = 1
+
+            [[mqtt.brokers]]
+            name = "local"
+            port = \(mosquitto.port)
+            client_id = "edgelog-listener-test"
+
+            [[mqtt.routes]]
+            filter = "sensors/{device}/#"
+            topic = "sensors"
+            key = "{device}"
+            """)
         defer { daemon.remove() }
         let body = (0..<50).map { #"{"key":"dev-\#($0 % 3)","value":{"n":\#($0)},"headers":{"src":"http"}}"# }.joined(separator: "\n")
         let (status, answer) = try await daemon.request(.POST, "/v1/topics/events/records", contentType: "application/x-ndjson", body: body)
@@ -112,6 +127,13 @@ struct KafkaListenerTests {
         #expect(Set(records.map { "\($0.partition)/\($0.offset)" }) == Set(offsets.map { "\($0.0)/\($0.1)" }))
         #expect(records.allSatisfy { $0.headerPairs.first { $0.0 == "src" }?.1 == "http" })
         #expect(Set(records.compactMap(\.keyText)) == ["dev-0", "dev-1", "dev-2"])
+
+        for index in 0..<5 { try mosquitto.publish("sensors/pump-\(index)/temperature", Array("{\"c\":\(20 + index)}".utf8)) }
+        let fromMQTT = try readUpstream(bootstrap: "127.0.0.1:\(daemon.kafkaPort)", topic: "sensors", expect: 5, timeout: 30)
+        #expect(fromMQTT.map(\.offset) == [0, 1, 2, 3, 4])
+        #expect(fromMQTT.map(\.keyText) == (0..<5).map { "pump-\($0)" })
+        #expect(fromMQTT.allSatisfy { record in record.headerPairs.contains { $0.1 == "sensors/\(record.keyText!)/temperature" } },
+            "the MQTT topic travels as a header: \(fromMQTT.first?.headerPairs ?? [])")
     }
 
     @Test func idempotentRetriesAreAnsweredNotStoredTwice() async throws {
