@@ -258,7 +258,8 @@ struct IngestBenchmarks {
         }
     }
 
-    func startDaemon(extra: String = "") throws -> Daemon {
+    /// The daemon with its Kafka listener on `kafkaPort`, or without one.
+    func startDaemon(extra: String = "", kafkaPort: Int? = nil) throws -> Daemon {
         let port = Self.freePort()
         let data = directory + "/daemon-\(port)"
         let config = directory + "/edgelog-\(port).toml"
@@ -268,10 +269,10 @@ struct IngestBenchmarks {
 
             [http]
             listen = "127.0.0.1:\(port)"
+            max_body_bytes = 16777216
 
             [kafka]
-            enabled = false
-            max_body_bytes = 16777216
+            \(kafkaPort.map { "listen = \"127.0.0.1:\($0)\"" } ?? "enabled = false")
 
             [storage]
             flush = "always"

@@ -117,9 +117,6 @@ struct ReplicationBenchmarks {
             [kafka]
             enabled = false
 
-            [kafka]
-            enabled = false
-
             [[upstreams]]
             name = "bench"
             bootstrap = ["127.0.0.1:\(port)"]
