@@ -126,7 +126,9 @@ struct DaemonProcessTests {
         defer { daemon.remove() }
         let (code, _, error) = try DaemonProcess.cli(["serve", "--config", daemon.configPath])
         #expect(code == 78)
-        #expect(error.contains("edgelog.toml:9: key 'storage.codec'"), "\(error)")
+        let text = try String(contentsOfFile: daemon.configPath, encoding: .utf8)
+        let line = try #require(text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.hasPrefix("codec = ") }) + 1
+        #expect(error.contains("edgelog.toml:\(line): key 'storage.codec'"), "\(error)")
         let (checkCode, _, checkError) = try DaemonProcess.cli(["config", "check", daemon.configPath])
         #expect(checkCode == 1 && checkError.contains("'brotli' is not one of none, gzip, lz4, zstd"))
     }

@@ -379,6 +379,38 @@ struct KafkaListenerTests {
         #expect(try await edge.stop() == 0)
         #expect(try await hub.stop() == 0)
     }
+
+    @Test func acksZeroGetsNoAnswerAndSnappyIsRefusedClearly() async throws {
+        let daemon = try await Self.daemon()
+        defer { daemon.remove() }
+        // acks=0: the broker must not answer; the next request's answer comes first.
+        var builder = RecordBatchBuilder(codec: .none)
+        builder.append(Record(timestamp: 1_700_000_000_000, value: ByteBuffer(string: "fire and forget")))
+        var batch = ByteBuffer()
+        _ = try builder.finish(baseOffset: 0, into: &batch)
+        var produce = ByteBuffer()
+        try ProduceRequest(acks: 0, timeoutMs: 1000, topicData: [.init(name: "events", partitionData: [.init(index: 0, records: batch)])])
+            .write(to: &produce, version: 3)
+        var versions = ByteBuffer()
+        try ApiVersionsRequest().write(to: &versions, version: 0)
+        let socket = try RawSocket(port: daemon.kafkaPort)
+        socket.sendRequest(apiKey: 0, version: 3, correlationId: 1, body: Array(produce.readableBytesView))
+        socket.sendRequest(apiKey: 18, version: 0, correlationId: 2, body: Array(versions.readableBytesView))
+        let first = try #require(socket.readFrame())
+        #expect(Array(first.prefix(4)) == [0, 0, 0, 2], "the first answer is the ApiVersions one")
+        let stored = try await eventually {
+            let (_, topic) = try await daemon.request(.GET, "/v1/topics/events")
+            return topic.contains(#""log_end_offset":1"#)
+        }
+        #expect(stored, "the acks=0 record was still stored")
+
+        let snappy = try runCapturing("/usr/bin/env", [
+            "python3", interopScript("kafka_produce.py"), "--bootstrap", "127.0.0.1:\(daemon.kafkaPort)", "--topic", "events",
+            "--count", "5", "--codec", "snappy",
+        ])
+        #expect(snappy.status == 1, "snappy batches are refused")
+        #expect(snappy.stdout.contains("UNSUPPORTED_COMPRESSION_TYPE") || snappy.stdout.contains("compression"), "\(snappy.stdout)")
+    }
 }
 
 extension CompressionCodec {
