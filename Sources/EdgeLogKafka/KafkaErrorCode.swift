@@ -96,27 +96,4 @@ public struct KafkaErrorCode: RawRepresentable, Hashable, Sendable, CustomString
 
     public var name: String { Self.names[rawValue] ?? "ERROR_\(rawValue)" }
     public var description: String { "\(name) (\(rawValue))" }
-
-    /// Errors after which the partition's leader may have moved: refresh metadata, then retry.
-    public var needsMetadataRefresh: Bool {
-        switch self {
-        case .notLeaderOrFollower, .leaderNotAvailable, .unknownTopicOrPartition, .fencedLeaderEpoch,
-             .unknownLeaderEpoch, .replicaNotAvailable, .brokerNotAvailable, .kafkaStorageError:
-            true
-        default:
-            false
-        }
-    }
-
-    /// Errors that go away by themselves: retry the same request after a backoff.
-    public var isRetriable: Bool {
-        switch self {
-        case .requestTimedOut, .networkException, .notEnoughReplicas, .notEnoughReplicasAfterAppend,
-             .coordinatorLoadInProgress, .coordinatorNotAvailable, .notCoordinator,
-             .throttlingQuotaExceeded, .offsetNotAvailable, .preferredLeaderNotAvailable:
-            true
-        default:
-            needsMetadataRefresh
-        }
-    }
 }

@@ -6,6 +6,8 @@ final class CommitSignal: Sendable {
     private struct State {
         var nextWaiter: UInt64 = 0
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        /// Waiters whose timeout or cancellation came before they parked.
+        var expired: Set<UInt64> = []
     }
 
     private let state = Mutex(State())
@@ -32,11 +34,14 @@ final class CommitSignal: Sendable {
             try? await Task.sleep(for: timeout)
             self?.resume(id)
         }
-        defer { timer.cancel() }
+        defer {
+            timer.cancel()
+            state.withLock { _ = $0.expired.remove(id) }
+        }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let parked = state.withLock { state -> Bool in
-                    guard !isReady(), !Task.isCancelled else { return false }
+                    guard !isReady(), !Task.isCancelled, !state.expired.contains(id) else { return false }
                     state.waiters[id] = continuation
                     return true
                 }
@@ -47,7 +52,14 @@ final class CommitSignal: Sendable {
         }
     }
 
+    /// Wakes waiter `id`, or, when it has not parked yet, marks it so it never does.
     private func resume(_ id: UInt64) {
-        state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+        state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard let waiter = state.waiters.removeValue(forKey: id) else {
+                state.expired.insert(id)
+                return nil
+            }
+            return waiter
+        }?.resume()
     }
 }

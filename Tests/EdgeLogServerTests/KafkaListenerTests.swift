@@ -235,6 +235,14 @@ struct KafkaListenerTests {
         corrupt.setInteger(UInt8(0x55), at: corrupt.writerIndex - 1)
         #expect(try await produce("events", 0, corrupt) == .corruptMessage, "a CRC mismatch is refused")
         #expect(try await produce("events", 0, batch.getSlice(at: 0, length: 30)!) == .corruptMessage, "a truncated batch is refused")
+        // An idempotent batch whose last offset delta lies about its record count (once a way
+        // to overflow the sequence arithmetic) is refused, and the broker lives on.
+        var lying = try RecordBatch(validating: batch)
+        var bytes = lying.buffer
+        bytes.setInteger(Int32.max, at: bytes.readerIndex + RecordBatch.Layout.lastOffsetDelta)
+        lying = try RecordBatch(validating: bytes)
+        lying.setProducer(id: 77, epoch: 0, baseSequence: Int32.max - 1)  // recomputes the CRC
+        #expect(try await produce("events", 0, lying.buffer) == .invalidRecord)
         let (_, topic) = try await daemon.request(.GET, "/v1/topics/events")
         #expect(!topic.contains(#""log_end_offset":1"#), "nothing refused was stored: \(topic)")
 

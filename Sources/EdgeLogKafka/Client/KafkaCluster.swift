@@ -27,6 +27,7 @@ public actor KafkaCluster {
     private var topics: [String: TopicInfo] = [:]
     /// Where the next "any broker" request starts, so failures rotate through the list.
     private var rotation = 0
+    private var closed = false
 
     public init(
         bootstrap: [KafkaBrokerAddress], configuration: KafkaClientConfiguration,
@@ -56,6 +57,15 @@ public actor KafkaCluster {
         do {
             let connection = try await attempt.value
             connecting[address] = nil
+            guard !closed else {
+                // Connected after close(): nobody will use or close it otherwise.
+                connection.close()
+                throw KafkaClientError.connectionClosed(broker: address.description)
+            }
+            if let newer = connections[address], newer !== connection, newer.isActive {
+                connection.close()
+                return newer
+            }
             connections[address] = connection
             return connection
         } catch {
@@ -78,6 +88,7 @@ public actor KafkaCluster {
     }
 
     public func close() {
+        closed = true
         for connection in connections.values { connection.close() }
         connections = [:]
         for attempt in connecting.values { attempt.cancel() }
@@ -147,8 +158,6 @@ public actor KafkaCluster {
         return result
     }
 
-    public func topicInfo(_ name: String) -> TopicInfo? { topics[name] }
-
     /// The leader's connection for a partition, refreshing metadata when the leader is not
     /// known (or `refresh` is set after a leadership error).
     public func leaderConnection(
@@ -196,10 +205,8 @@ public actor KafkaCluster {
     /// A fresh idempotent producer id and epoch.
     public func initProducerId() async throws(KafkaClientError) -> (id: Int64, epoch: Int16) {
         let response = try await withAnyBroker { connection throws(KafkaClientError) in
-            var version = try connection.negotiatedVersion(of: InitProducerIdRequest.self)
-            // Some brokers (Tansu 0.6) announce v0-v2 but only answer v3+ properly.
-            if let theirs = connection.apiVersions[InitProducerIdRequest.apiKey], theirs.upperBound >= 3 { version = max(version, 3) }
-            return try await connection.send(InitProducerIdRequest(transactionalId: nil, transactionTimeoutMs: -1), version: version)
+            // The highest common version (Tansu 0.6 answers only v3 and later properly).
+            try await connection.send(InitProducerIdRequest(transactionalId: nil, transactionTimeoutMs: -1))
         }
         guard response.errorCode == 0, response.producerId >= 0 else {
             throw .brokerError(broker: "cluster", api: "InitProducerId", code: KafkaErrorCode(response.errorCode), message: nil)

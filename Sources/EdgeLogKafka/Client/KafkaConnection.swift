@@ -55,6 +55,7 @@ public final class KafkaConnection: Sendable {
         do {
             channel = try await bootstrap.connect(host: broker.host, port: broker.port).get()
         } catch {
+            handshake.fail(KafkaClientError.connectFailed(broker: name, reason: "\(error)"))  // never left pending
             throw .connectFailed(broker: name, reason: "\(error)")
         }
         let connection = KafkaConnection(broker: broker, channel: channel, configuration: configuration)
@@ -85,9 +86,6 @@ public final class KafkaConnection: Sendable {
     public func close() {
         channel.close(promise: nil)
     }
-
-    /// Resolves when the connection has closed, for whatever reason.
-    public var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
 
     // MARK: Requests
 

@@ -10,10 +10,6 @@ public struct KafkaUUID: Hashable, Sendable, CustomStringConvertible {
         self.low = low
     }
 
-    public static func random() -> KafkaUUID {
-        KafkaUUID(high: .random(in: 1...UInt64.max), low: .random(in: 0...UInt64.max))
-    }
-
     public var description: String {
         let hex = String(high, radix: 16).leftPadded(to: 16) + String(low, radix: 16).leftPadded(to: 16)
         return hex

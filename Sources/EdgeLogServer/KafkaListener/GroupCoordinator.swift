@@ -209,6 +209,8 @@ actor GroupCoordinator {
             let groupId = request.groupId
             let memberId = request.memberId
             return await withCheckedContinuation { continuation in
+                // A member that syncs again (a retry on a new connection) releases its old wait.
+                groups[groupId]?.members[memberId]?.syncing?.resume(returning: fail(.rebalanceInProgress))
                 groups[groupId]?.members[memberId]?.syncing = continuation
             }
         }
@@ -220,13 +222,15 @@ actor GroupCoordinator {
         guard var group = groups[request.groupId], group.members[request.memberId] != nil else {
             return HeartbeatResponse(errorCode: KafkaErrorCode.unknownMemberId.rawValue)
         }
-        group.members[request.memberId]?.lastSeen = .now
-        groups[request.groupId] = group
-        if group.state == .preparingRebalance || group.state == .completingRebalance {
-            return HeartbeatResponse(errorCode: KafkaErrorCode.rebalanceInProgress.rawValue)
-        }
+        // Kafka's order: the generation first; a rebalance being prepared sends members back
+        // to JoinGroup; while the leader's assignment is awaited, heartbeats are fine.
         guard request.generationId == group.generation else {
             return HeartbeatResponse(errorCode: KafkaErrorCode.illegalGeneration.rawValue)
+        }
+        group.members[request.memberId]?.lastSeen = .now
+        groups[request.groupId] = group
+        if group.state == .preparingRebalance {
+            return HeartbeatResponse(errorCode: KafkaErrorCode.rebalanceInProgress.rawValue)
         }
         return HeartbeatResponse()
     }

@@ -66,6 +66,7 @@ extension KafkaBroker {
             }
             do {
                 try manager.deleteTopic(name)
+                producers.forget(topic: name)
                 return .init(name: name)
             } catch {
                 return .init(name: name, errorCode: KafkaErrorCode.unknownServerError.rawValue, errorMessage: "\(error)")

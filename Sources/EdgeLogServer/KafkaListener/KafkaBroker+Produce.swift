@@ -65,6 +65,9 @@ extension KafkaBroker {
         guard !batch.isTransactional, !batch.isControlBatch else {
             return answer(.unsupportedForMessageFormat, "transactions are not supported")
         }
+        guard batch.recordCount > 0, batch.lastOffsetDelta == batch.recordCount - 1 else {
+            return answer(.invalidRecord, "the batch's record count and last offset delta disagree")
+        }
 
         var producerKey: ProducerStateTable.Key?
         if batch.producerId >= 0 {
@@ -72,8 +75,13 @@ extension KafkaBroker {
             switch producers.check(key, epoch: batch.producerEpoch, firstSequence: batch.baseSequence, records: batch.lastOffsetDelta + 1) {
             case .append:
                 producerKey = key
-            case .duplicate(let offset):
-                return answer(.none, offset: offset ?? -1)
+            case .duplicate(let offset?):
+                return answer(.none, offset: offset)
+            case .duplicate(nil):
+                // The original is still being written: the client retries and then learns its offset.
+                return answer(.requestTimedOut, "the original of this retry is still being committed")
+            case .producerUnknown:
+                return answer(.unknownProducerId, "this producer's earlier batch failed; start a new producer epoch")
             case .outOfOrder(let expected):
                 return answer(.outOfOrderSequenceNumber, "expected sequence \(expected), got \(batch.baseSequence)")
             case .staleEpoch(let current):
@@ -82,13 +90,21 @@ extension KafkaBroker {
         }
         let firstSequence = batch.baseSequence
         let producers = self.producers
+        // Queued now, in request order; the task only waits for the commit.
+        let (result, delivered) = AsyncStream.makeStream(of: Result<AppendResult, StorageError>.self, bufferingPolicy: .bufferingNewest(1))
+        log.append(batches: records) { outcome in
+            delivered.yield(outcome)
+            delivered.finish()
+        }
         return Task {
-            do {
-                let result = try await log.append(batches: records)
-                if let producerKey { producers.committed(producerKey, firstSequence: firstSequence, offset: result.baseOffset) }
-                return .init(index: index, errorCode: 0, baseOffset: result.baseOffset, logStartOffset: log.logStartOffset)
-            } catch {
-                if let producerKey { producers.forget(producerKey) }
+            var outcome = Result<AppendResult, StorageError>.failure(.closed)
+            for await value in result { outcome = value }
+            switch outcome {
+            case .success(let appended):
+                if let producerKey { producers.committed(producerKey, firstSequence: firstSequence, offset: appended.baseOffset) }
+                return .init(index: index, errorCode: 0, baseOffset: appended.baseOffset, logStartOffset: log.logStartOffset)
+            case .failure(let error):
+                if let producerKey { producers.failed(producerKey) }
                 let (code, message) = Self.kafkaError(for: error)
                 return .init(index: index, errorCode: code.rawValue, baseOffset: -1, logStartOffset: -1, errorMessage: message)
             }

@@ -32,6 +32,7 @@ extension KafkaBroker {
             return SaslAuthenticateResponse(authBytes: ByteBuffer(bytes: final))
         case .failure(let reason):
             session.sasl = nil
+            session.closeAfterAnswer = true
             logger.notice("Kafka client failed to authenticate", metadata: ["edgelog.peer": "\(session.peer)", "edgelog.reason": "\(reason)"])
             return SaslAuthenticateResponse(
                 errorCode: KafkaErrorCode.saslAuthenticationFailed.rawValue,

@@ -78,11 +78,17 @@ public final class KafkaListener: Service, Sendable {
             try await connection.executeThenClose { inbound, outbound in
                 let (answers, queue) = AsyncStream.makeStream(of: Task<ByteBuffer?, Never>.self)
                 try await withThrowingTaskGroup(of: Void.self) { group in
+                    let channel = connection.channel
                     group.addTask {
-                        for await answer in answers {
-                            guard let frame = await answer.value else { continue }  // acks=0: no answer
-                            guard frame.readableBytes > 0 else { throw KafkaListenerError.unanswerable }
-                            try await outbound.write(frame)
+                        do {
+                            for await answer in answers {
+                                guard let frame = await answer.value else { continue }  // acks=0: no answer
+                                guard frame.readableBytes > 0 else { throw KafkaListenerError.unanswerable }
+                                try await outbound.write(frame)
+                            }
+                        } catch {
+                            channel.close(promise: nil)  // ends the read loop too
+                            throw error
                         }
                     }
                     defer { queue.finish() }
@@ -90,6 +96,11 @@ public final class KafkaListener: Service, Sendable {
                         switch broker.start(frame, session: session) {
                         case .respond(let answer):
                             queue.yield(answer)
+                            if session.closeAfterAnswer {
+                                queue.finish()
+                                try await group.waitForAll()
+                                return
+                            }
                         case .close(let reason):
                             logger.notice("closing Kafka connection", metadata: ["edgelog.peer": "\(peer)", "edgelog.reason": "\(reason)"])
                             queue.finish()

@@ -5,6 +5,8 @@ import EdgeLogKafka
 final class KafkaSession {
     var authenticatedUser: String?
     var sasl: SASLServer?
+    /// Set after a failed authentication: the answer is sent, then the connection closes.
+    var closeAfterAnswer = false
     let peer: String
 
     init(peer: String) {

@@ -18,6 +18,9 @@ final class ProducerStateTable: Sendable {
     private struct Producer {
         var epoch: Int16
         var nextSequence: Int32
+        /// An append of this producer failed: what reached the log after it is uncertain, so
+        /// the producer must start a new epoch (it gets UNKNOWN_PRODUCER_ID until then).
+        var broken = false
         /// (first sequence, last sequence, base offset once committed), newest last.
         var recent: [(first: Int32, last: Int32, offset: Int64?)]
     }
@@ -29,6 +32,7 @@ final class ProducerStateTable: Sendable {
         case duplicate(offset: Int64?)
         case outOfOrder(expected: Int32)
         case staleEpoch(current: Int16)
+        case producerUnknown
     }
 
     private let producers = Mutex<[Key: Producer]>([:])
@@ -43,6 +47,7 @@ final class ProducerStateTable: Sendable {
                 return .append
             }
             if epoch < producer.epoch { return .staleEpoch(current: producer.epoch) }
+            if producer.broken { return .producerUnknown }
             if firstSequence == producer.nextSequence {
                 producer.recent.append((firstSequence, last, nil))
                 if producer.recent.count > 5 { producer.recent.removeFirst() }
@@ -68,10 +73,9 @@ final class ProducerStateTable: Sendable {
         }
     }
 
-    /// Forgets a producer whose append failed: what reached the log is unknown, so its next
-    /// batch is taken at its own sequence.
-    func forget(_ key: Key) {
-        _ = producers.withLock { $0.removeValue(forKey: key) }
+    /// Marks a producer whose append failed; it must begin a new epoch (or take a new id).
+    func failed(_ key: Key) {
+        producers.withLock { $0[key]?.broken = true }
     }
 
     /// Forgets every producer of a topic (deleted).
@@ -81,6 +85,6 @@ final class ProducerStateTable: Sendable {
 
     /// Kafka's sequence arithmetic: wraps from Int32.max to 0.
     static func add(_ sequence: Int32, _ count: Int32) -> Int32 {
-        sequence > Int32.max - count ? count - (Int32.max - sequence) - 1 : sequence + count
+        sequence > Int32.max &- count ? count &- (Int32.max &- sequence) &- 1 : sequence &+ count
     }
 }

@@ -237,130 +237,136 @@ final class PartitionShipper: Sendable {
         var draining = false
         setState(.replicating)
 
-        while true {
-            if Task.isCancelled && !draining {
-                draining = true
-                // In-flight answers normally arrive within milliseconds; give them a moment,
-                // then cut the connections so a hung upstream cannot hold the shutdown.
-                let open = Array(connections.values)
-                Task.detached {
-                    try? await Task.sleep(for: .seconds(2))
-                    for connection in open { connection.close() }
-                }
-            }
-            while !draining && window.count < upstream.maxInFlight {
-                if readAhead.readableBytes == 0 {
-                    readAhead = try readLog(from: next)
-                    if readAhead.readableBytes == 0 { break }
-                }
-                guard let size = RecordBatch.frameSize(in: readAhead, at: readAhead.readerIndex),
-                    let slice = readAhead.readSlice(length: size)
-                else {
-                    readAhead.clear()
-                    break
-                }
-                let batch: RecordBatch
-                do { batch = try RecordBatch(validating: slice) } catch {
-                    throw Failure.storage("batch at offset \(next): \(error)")
-                }
-                guard batch.nextOffset > next else { continue }
-                let parts = splitByKey
-                    ? try split(batch, into: upstreamPartitions, compressor: compressor) : [(log.partition, batch)]
-                var requests: [ObjectIdentifier: (KafkaConnection, [ProduceRequest.PartitionProduceData])] = [:]
-                var sequencesAfter: [Int32: Int32] = [:]
-                var bytes = 0
-                for (partition, var part) in parts {
-                    // The broker assigns offsets; base offset 0 keeps the inner offsets
-                    // "continuous" in its eyes, so it stores compressed batches as they are.
-                    part.setBaseOffset(0)
-                    part.setPartitionLeaderEpoch(-1)
-                    let sequence = sequences[partition] ?? 0
-                    part.setProducer(id: producer.id, epoch: producer.epoch, baseSequence: sequence)
-                    sequences[partition] = Self.increment(sequence, by: part.lastOffsetDelta + 1)
-                    sequencesAfter[partition] = sequences[partition]
-                    bytes += part.sizeInBytes
-                    let connection = try await leader(of: partition)
-                    requests[ObjectIdentifier(connection), default: (connection, [])].1.append(
-                        .init(index: partition, records: part.buffer))
-                }
-                if let limiter { try await limiter.acquire(bytes) }
-                var sent: [(connection: KafkaConnection, partitions: Int, response: EventLoopFuture<ProduceResponse>)] = []
-                for (connection, partitions) in requests.values {
-                    let request = ProduceRequest(
-                        acks: -1, timeoutMs: Int32(clamping: upstream.requestTimeoutMs),
-                        topicData: [.init(name: upstreamTopic, partitionData: partitions)])
-                    let version = try connection.negotiatedVersion(of: ProduceRequest.self)
-                    sent.append((connection, partitions.count, try connection.sendPipelined(request, version: version)))
-                }
-                let records = batch.lastOffsetDelta + 1
-                window.append(InFlight(
-                    baseOffset: batch.baseOffset, nextOffset: batch.nextOffset, records: records, bytes: bytes,
-                    sequencesAfter: sequencesAfter, requests: sent))
-                let resent = max(0, min(highestSent, batch.nextOffset) - max(batch.baseOffset, next))
-                highestSent = max(highestSent, batch.nextOffset)
-                next = batch.nextOffset
-                progress.withLock {
-                    $0.sentBatches += 1
-                    $0.resentRecords += resent
-                }
-            }
-            guard !window.isEmpty else {
-                if draining || isRetired { return }
-                let now = wallClockMs()
-                progress.withLock {
-                    $0.caughtUpAtMs = now
-                    if $0.state != .caughtUp { $0.state = .caughtUp }
-                }
-                await log.waitForData(at: next, timeout: .seconds(1))
-                continue
-            }
-            let head = window.removeFirst()
-            var duplicate = false
-            for request in head.requests {
-                let response: ProduceResponse
-                do {
-                    response = try await request.response.get()
-                } catch {
-                    if draining { return }
-                    await cluster.discard(request.connection)
-                    await settle(window)
-                    throw error
-                }
-                let answers = response.responses.flatMap(\.partitionResponses)
-                guard answers.count == request.partitions else {
-                    await settle(window)
-                    throw Failure.broker(.unknownServerError, "answered \(answers.count) of \(request.partitions) partitions")
-                }
-                for answer in answers {
-                    let code = KafkaErrorCode(answer.errorCode)
-                    switch code {
-                    case .none:
-                        break
-                    case .duplicateSequenceNumber:
-                        duplicate = true
-                    case .outOfOrderSequenceNumber, .unknownProducerId, .invalidProducerEpoch, .producerFenced,
-                         .invalidProducerIdMapping:
-                        await settle(window)
-                        throw Failure.producerStateLost(code, answer.errorMessage)
-                    default:
-                        await settle(window)
-                        if draining { return }
-                        throw Failure.broker(code, answer.errorMessage)
+        do {
+            while true {
+                if Task.isCancelled && !draining {
+                    draining = true
+                    // In-flight answers normally arrive within milliseconds; give them a moment,
+                    // then cut the connections so a hung upstream cannot hold the shutdown.
+                    let open = Array(connections.values)
+                    Task.detached {
+                        try? await Task.sleep(for: .seconds(2))
+                        for connection in open { connection.close() }
                     }
                 }
+                while !draining && window.count < upstream.maxInFlight {
+                    if readAhead.readableBytes == 0 {
+                        readAhead = try readLog(from: next)
+                        if readAhead.readableBytes == 0 { break }
+                    }
+                    guard let size = RecordBatch.frameSize(in: readAhead, at: readAhead.readerIndex),
+                        let slice = readAhead.readSlice(length: size)
+                    else {
+                        readAhead.clear()
+                        break
+                    }
+                    let batch: RecordBatch
+                    do { batch = try RecordBatch(validating: slice) } catch {
+                        throw Failure.storage("batch at offset \(next): \(error)")
+                    }
+                    guard batch.nextOffset > next else { continue }
+                    let parts = splitByKey
+                        ? try split(batch, into: upstreamPartitions, compressor: compressor) : [(log.partition, batch)]
+                    var requests: [ObjectIdentifier: (KafkaConnection, [ProduceRequest.PartitionProduceData])] = [:]
+                    var sequencesAfter: [Int32: Int32] = [:]
+                    var bytes = 0
+                    for (partition, var part) in parts {
+                        // The broker assigns offsets; base offset 0 keeps the inner offsets
+                        // "continuous" in its eyes, so it stores compressed batches as they are.
+                        part.setBaseOffset(0)
+                        part.setPartitionLeaderEpoch(-1)
+                        let sequence = sequences[partition] ?? 0
+                        part.setProducer(id: producer.id, epoch: producer.epoch, baseSequence: sequence)
+                        sequences[partition] = Self.increment(sequence, by: part.lastOffsetDelta + 1)
+                        sequencesAfter[partition] = sequences[partition]
+                        bytes += part.sizeInBytes
+                        let connection = try await leader(of: partition)
+                        requests[ObjectIdentifier(connection), default: (connection, [])].1.append(
+                            .init(index: partition, records: part.buffer))
+                    }
+                    if let limiter { try await limiter.acquire(bytes) }
+                    var sent: [(connection: KafkaConnection, partitions: Int, response: EventLoopFuture<ProduceResponse>)] = []
+                    for (connection, partitions) in requests.values {
+                        let request = ProduceRequest(
+                            acks: -1, timeoutMs: Int32(clamping: upstream.requestTimeoutMs),
+                            topicData: [.init(name: upstreamTopic, partitionData: partitions)])
+                        let version = try connection.negotiatedVersion(of: ProduceRequest.self)
+                        sent.append((connection, partitions.count, try connection.sendPipelined(request, version: version)))
+                    }
+                    let records = batch.lastOffsetDelta + 1
+                    window.append(InFlight(
+                        baseOffset: batch.baseOffset, nextOffset: batch.nextOffset, records: records, bytes: bytes,
+                        sequencesAfter: sequencesAfter, requests: sent))
+                    let resent = max(0, min(highestSent, batch.nextOffset) - max(batch.baseOffset, next))
+                    highestSent = max(highestSent, batch.nextOffset)
+                    next = batch.nextOffset
+                    progress.withLock {
+                        $0.sentBatches += 1
+                        $0.resentRecords += resent
+                    }
+                }
+                guard !window.isEmpty else {
+                    if draining || isRetired { return }
+                    let now = wallClockMs()
+                    progress.withLock {
+                        $0.caughtUpAtMs = now
+                        if $0.state != .caughtUp { $0.state = .caughtUp }
+                    }
+                    await log.waitForData(at: next, timeout: .seconds(1))
+                    continue
+                }
+                let head = window.removeFirst()
+                var duplicate = false
+                for request in head.requests {
+                    let response: ProduceResponse
+                    do {
+                        response = try await request.response.get()
+                    } catch {
+                        if draining { return }
+                        await cluster.discard(request.connection)
+                        await settle([head] + window)
+                        throw error
+                    }
+                    let answers = response.responses.flatMap(\.partitionResponses)
+                    guard answers.count == request.partitions else {
+                        await settle([head] + window)
+                        throw Failure.broker(.unknownServerError, "answered \(answers.count) of \(request.partitions) partitions")
+                    }
+                    for answer in answers {
+                        let code = KafkaErrorCode(answer.errorCode)
+                        switch code {
+                        case .none:
+                            break
+                        case .duplicateSequenceNumber:
+                            duplicate = true
+                        case .outOfOrderSequenceNumber, .unknownProducerId, .invalidProducerEpoch, .producerFenced,
+                             .invalidProducerIdMapping:
+                            await settle([head] + window)
+                            throw Failure.producerStateLost(code, answer.errorMessage)
+                        default:
+                            await settle([head] + window)
+                            if draining { return }
+                            throw Failure.broker(code, answer.errorMessage)
+                        }
+                    }
+                }
+                ackedSequences.merge(head.sequencesAfter) { $1 }
+                backoff.reset()
+                let caughtUp = head.nextOffset >= log.logEndOffset
+                let now = caughtUp ? wallClockMs() : 0
+                progress.withLock {
+                    $0.acked = head.nextOffset
+                    if caughtUp { $0.caughtUpAtMs = now }
+                    $0.ackedRecords += Int64(head.records)
+                    $0.ackedBytes += Int64(head.bytes)
+                    if duplicate { $0.deduplicatedBatches += 1 }
+                    if $0.state != .replicating { $0.state = .replicating }
+                }
             }
-            ackedSequences.merge(head.sequencesAfter) { $1 }
-            backoff.reset()
-            let caughtUp = head.nextOffset >= log.logEndOffset
-            let now = caughtUp ? wallClockMs() : 0
-            progress.withLock {
-                $0.acked = head.nextOffset
-                if caughtUp { $0.caughtUpAtMs = now }
-                $0.ackedRecords += Int64(head.records)
-                $0.ackedBytes += Int64(head.bytes)
-                if duplicate { $0.deduplicatedBatches += 1 }
-                if $0.state != .replicating { $0.state = .replicating }
-            }
+        } catch {
+            // Whatever failed, nothing still in flight may be overtaken by the resend.
+            await settle(window)
+            throw error
         }
     }
 
@@ -431,9 +437,8 @@ final class PartitionShipper: Sendable {
 
     // MARK: Helpers
 
-    /// Kafka's sequence arithmetic: sequences wrap from Int32.max to 0.
     static func increment(_ sequence: Int32, by records: Int32) -> Int32 {
-        sequence > Int32.max - records ? records - (Int32.max - sequence) - 1 : sequence + records
+        ProducerStateTable.add(sequence, records)
     }
 
     private func setState(_ state: State) {

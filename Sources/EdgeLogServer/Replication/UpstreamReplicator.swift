@@ -86,9 +86,11 @@ final class UpstreamReplicator: Sendable {
         shippers.withLock { $0.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
     }
 
-    /// What this upstream has acknowledged, per local partition (for retention floors).
+    /// What this upstream has acknowledged and a restart would know, per local partition
+    /// (for retention floors): a crash resumes from the persisted checkpoint, so nothing
+    /// above it may go.
     func ackedOffsets() -> [PartitionKey: Int64] {
-        shippers.withLock { $0.mapValues(\.acked) }
+        shippers.withLock { $0.mapValues { shipper in shipper.progress.withLock { min($0.acked, $0.persisted) } } }
     }
 
     // MARK: Running
