@@ -32,7 +32,7 @@ struct ServeCommand: AsyncParsableCommand {
             if let config {
                 settings = try EdgelogConfig.load(file: config)
             } else {
-                settings = EdgelogConfig.embeddedDefaults()
+                settings = try EdgelogConfig.embeddedDefaults(environment: ProcessInfo.processInfo.environment)
             }
         } catch {
             logger.critical("invalid configuration: \(error)")

@@ -29,6 +29,9 @@ import Testing
         let file = try String(contentsOfFile: Self.repository + "/config/dev.toml", encoding: .utf8)
         #expect(EdgelogConfig.embeddedDefaultsText == file, "update EdgelogConfig+EmbeddedDefaults.swift with config/dev.toml")
         #expect(EdgelogConfig.embeddedDefaults().routes.count == 2)
+        let moved = try EdgelogConfig.embeddedDefaults(environment: ["EDGELOG_KAFKA_LISTEN": "127.0.0.1:19092"])
+        #expect(moved.kafka.port == 19092 && EdgelogConfig.embeddedDefaults().kafka.port == 9092)
+        #expect(throws: ConfigError.self) { try EdgelogConfig.embeddedDefaults(environment: ["EDGELOG_KAFKA_LISTEN": "nope"]) }
     }
 
     @Test func everyKeyIsRead() throws {

@@ -52,4 +52,10 @@ topic = "events"
         // The text is fixed and tested; a failure here is a build defect, not an input error.
         try! parse(embeddedDefaultsText, file: "<embedded defaults>")
     }
+
+    /// The embedded defaults with the environment's overrides (EDGELOG_DATA_DIR,
+    /// EDGELOG_KAFKA_LISTEN, secrets), which can be wrong.
+    public static func embeddedDefaults(environment: [String: String]) throws(ConfigError) -> EdgelogConfig {
+        try parse(embeddedDefaultsText, file: "<embedded defaults>", environment: environment)
+    }
 }

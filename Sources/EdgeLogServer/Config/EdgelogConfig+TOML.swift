@@ -6,7 +6,8 @@ import TOMLKit
 extension EdgelogConfig {
     /// Reads and validates a configuration file. Secrets may come from the environment:
     /// `EDGELOG_HTTP_TOKEN`, `EDGELOG_MQTT_PASSWORD_<BROKER NAME>` (upper case, other
-    /// characters as '_'); `EDGELOG_DATA_DIR` overrides `server.data_dir`.
+    /// characters as '_'); `EDGELOG_DATA_DIR` overrides `server.data_dir` and
+    /// `EDGELOG_KAFKA_LISTEN` the Kafka listener's `listen`.
     public static func load(file path: String) throws(ConfigError) -> EdgelogConfig {
         try load(file: path, environment: ProcessInfo.processInfo.environment)
     }
@@ -158,6 +159,13 @@ extension EdgelogConfig {
 
         if let token = environment["EDGELOG_HTTP_TOKEN"], !token.isEmpty { config.http.authToken = token }
         if let directory = environment["EDGELOG_DATA_DIR"], !directory.isEmpty { config.server.dataDirectory = directory }
+        if let listen = environment["EDGELOG_KAFKA_LISTEN"], !listen.isEmpty {
+            guard let address = KafkaBrokerAddress(listen) else {
+                throw ConfigError(file: file, message: "EDGELOG_KAFKA_LISTEN: expected host:port, found \"\(listen)\"")
+            }
+            config.kafka.host = address.host
+            config.kafka.port = address.port
+        }
         return config
     }
 
