@@ -299,7 +299,7 @@ actor GroupCoordinator {
 
     // MARK: Offsets
 
-    func commit(_ request: OffsetCommitRequest) -> OffsetCommitResponse {
+    func commit(_ request: OffsetCommitRequest) async -> OffsetCommitResponse {
         var code = KafkaErrorCode.none
         if request.generationIdOrMemberEpoch >= 0 || !request.memberId.isEmpty {
             if let group = groups[request.groupId], group.members[request.memberId] != nil {
@@ -315,7 +315,7 @@ actor GroupCoordinator {
                     (topic.name, $0.partitionIndex, GroupOffsetStore.Committed(offset: $0.committedOffset, metadata: $0.committedMetadata))
                 }
             }
-            do { try store.commit(request.groupId, updates) } catch {
+            do { try await store.commit(request.groupId, updates) } catch {
                 logger.error("cannot persist committed offsets: \(error)", metadata: ["edgelog.group": "\(request.groupId)"])
                 code = .kafkaStorageError
             }

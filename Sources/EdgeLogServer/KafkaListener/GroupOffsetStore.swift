@@ -19,6 +19,9 @@ final class GroupOffsetStore: Sendable {
 
     let directory: String
     private let cache = Mutex<[String: Offsets]>([:])
+    /// Commits are written here, one at a time, off Swift's cooperative threads (an fsync
+    /// there would stall every task on a 2-core box).
+    private let writer = DispatchQueue(label: "edgelog.group-offsets")
 
     init(dataDirectory: String) {
         self.directory = dataDirectory + "/.groups"
@@ -59,7 +62,21 @@ final class GroupOffsetStore: Sendable {
         }
     }
 
-    func commit(_ group: String, _ updates: [(topic: String, partition: Int32, Committed)]) throws {
+    /// Persists `updates` and returns once they are durable.
+    func commit(_ group: String, _ updates: [(topic: String, partition: Int32, Committed)]) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            writer.async {
+                do {
+                    try self.write(group, updates)
+                    continuation.resume()
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    private func write(_ group: String, _ updates: [(topic: String, partition: Int32, Committed)]) throws {
         var offsets = self.offsets(group)
         for (topic, partition, committed) in updates { offsets[topic, default: [:]][partition] = committed }
         let encodable = offsets.mapValues { partitions in
