@@ -95,6 +95,14 @@ public final class LogFile: @unchecked Sendable {
         if failure != 0 { throw .io(operation: "read", path: path, errno: failure) }
     }
 
+    /// A new descriptor of this file (dup), owned by the caller: it stays valid after this
+    /// object closes its own.
+    public func duplicateDescriptor() throws(StorageError) -> Int32 {
+        let copy = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
+        guard copy >= 0 else { throw .io(operation: "dup", path: path, errno: errno) }
+        return copy
+    }
+
     /// Flushes the file's data to the device (fdatasync: the size is metadata it does include).
     public func sync() throws(StorageError) {
         if let injected = FaultInjection.failure(for: .sync, path: path) {

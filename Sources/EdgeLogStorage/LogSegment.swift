@@ -352,6 +352,24 @@ public final class LogSegment: @unchecked Sendable {
             size: Int(length) + RecordBatch.Layout.logOverhead)
     }
 
+    /// The idempotent-producer fields of the batches from the batch boundary at or below
+    /// `position` to `limit`, oldest first (headers only: the records are not read).
+    public func producerBatches(from position: Int64, limit: Int64) throws(StorageError) -> [ProducerBatch] {
+        var at = state.withLock { entries in
+            entries.offsetEntries.floorIndex(position, by: \.position).map { entries.offsetEntries[$0].position } ?? 0
+        }
+        var batches: [ProducerBatch] = []
+        while at + Int64(RecordBatch.Layout.headerSize) <= limit {
+            let bytes = try log.read(at: at, length: RecordBatch.Layout.headerSize)
+            guard let batch = ProducerBatch(header: bytes) else {
+                throw .corruptBatch(reason: "unreadable batch header at \(logPath):\(at)")
+            }
+            if batch.producerId >= 0 { batches.append(batch) }
+            at += Int64(batch.size)
+        }
+        return batches
+    }
+
     /// Position of the batch that holds `offset`, scanning forward from the index entry at or
     /// below it; nil when no batch below `limit` holds it.
     public func position(of offset: Int64, limit: Int64) throws(StorageError) -> Int64? {
@@ -389,6 +407,36 @@ public final class LogSegment: @unchecked Sendable {
         }
         buffer.moveWriterIndex(to: end)
         return buffer
+    }
+
+    /// Where the batches `readBatches(from:maxBytes:limit:)` would return lie in the file,
+    /// found from batch headers alone: the sparse offset index skips to the last indexed batch
+    /// that still fits, so at most an index interval of headers is read, never the records.
+    public func locateBatches(from position: Int64, maxBytes: Int, limit: Int64) throws(StorageError) -> StoredSpan? {
+        guard position < limit else { return nil }
+        let wanted = position + Int64(max(maxBytes, 0))
+        // The committed end is a batch boundary: everything up to it fits.
+        guard wanted < limit else { return StoredSpan(file: log, position: position, length: Int(limit - position)) }
+        let indexed = state.withLock { entries in
+            entries.offsetEntries.floorIndex(wanted, by: \.position).map { entries.offsetEntries[$0].position }
+        }
+        var end = max(position, indexed ?? position)
+        while let header = try readHeader(at: end, limit: limit), end + Int64(header.size) <= wanted {
+            guard header.size >= RecordBatch.Layout.headerSize else {
+                throw .corruptBatch(reason: "batch of \(header.size) bytes at \(logPath):\(end)")
+            }
+            end += Int64(header.size)
+        }
+        if end == position {
+            // The first batch alone is larger than maxBytes: it goes whole (KIP-74).
+            guard let header = try readHeader(at: position, limit: limit),
+                header.size >= RecordBatch.Layout.headerSize, position + Int64(header.size) <= limit
+            else {
+                throw .corruptBatch(reason: "no whole batch at \(logPath):\(position)")
+            }
+            end = position + Int64(header.size)
+        }
+        return StoredSpan(file: log, position: position, length: Int(end - position))
     }
 
     /// The first offset whose record timestamp is at least `timestamp`, or nil when every

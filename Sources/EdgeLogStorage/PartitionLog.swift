@@ -116,25 +116,61 @@ public final class PartitionLog: @unchecked Sendable {
     /// least one batch), from a single segment; empty at the log end. The first batch may start
     /// below `offset`, as in a Kafka fetch response.
     public func read(from offset: Int64, maxBytes: Int) throws(StorageError) -> ByteBuffer {
+        guard let (segment, position, limit) = try batchHolding(offset) else { return ByteBuffer() }
+        return try segment.readBatches(from: position, maxBytes: maxBytes, limit: limit)
+    }
+
+    /// The segment, position and committed limit of the batch that holds `offset`; nil at the
+    /// log end.
+    private func batchHolding(_ offset: Int64) throws(StorageError) -> (LogSegment, Int64, Int64)? {
         let (segments, start, end, endPosition) = state.withLock {
             ($0.segments, $0.logStartOffset, $0.committedOffset, $0.committedPosition)
         }
         guard offset >= start, offset <= end else {
             throw .offsetOutOfRange(offset: offset, logStart: start, logEnd: end)
         }
-        guard offset < end else { return ByteBuffer() }
+        guard offset < end else { return nil }
         guard var index = Self.segmentIndex(containing: offset, in: segments) else {
             throw .offsetOutOfRange(offset: offset, logStart: start, logEnd: end)
         }
         while index < segments.count {
             let segment = segments[index]
             let limit = index == segments.count - 1 ? endPosition : segment.sizeBytes
-            if let position = try segment.position(of: offset, limit: limit) {
-                return try segment.readBatches(from: position, maxBytes: maxBytes, limit: limit)
-            }
+            if let position = try segment.position(of: offset, limit: limit) { return (segment, position, limit) }
             index += 1
         }
-        return ByteBuffer()
+        return nil
+    }
+
+    /// Where the batches `read(from:maxBytes:)` returns lie on disk, without reading them: the
+    /// span a fetch sends with sendfile. nil at the log end.
+    public func locate(from offset: Int64, maxBytes: Int) throws(StorageError) -> StoredSpan? {
+        guard let (segment, position, limit) = try batchHolding(offset) else { return nil }
+        return try segment.locateBatches(from: position, maxBytes: maxBytes, limit: limit)
+    }
+
+    /// The idempotent-producer fields of the batches in about the last `bytes` of the log,
+    /// oldest first: what a broker needs after a restart to recognise the retries of batches
+    /// it had already stored.
+    public func producerBatches(inLast bytes: Int64) throws(StorageError) -> [ProducerBatch] {
+        let (segments, endPosition) = state.withLock { ($0.segments, $0.committedPosition) }
+        var remaining = bytes
+        var first = segments.count - 1
+        while first > 0 && remaining > endPositionOf(first, segments, endPosition) {
+            remaining -= endPositionOf(first, segments, endPosition)
+            first -= 1
+        }
+        var batches: [ProducerBatch] = []
+        for index in first..<segments.count {
+            let limit = endPositionOf(index, segments, endPosition)
+            let start = index == first ? max(0, limit - remaining) : 0
+            batches += try segments[index].producerBatches(from: start, limit: limit)
+        }
+        return batches
+    }
+
+    private func endPositionOf(_ index: Int, _ segments: [LogSegment], _ endPosition: Int64) -> Int64 {
+        index == segments.count - 1 ? endPosition : segments[index].sizeBytes
     }
 
     /// Stored bytes from the batch holding `offset` to the committed end: how much a reader at

@@ -336,6 +336,50 @@ struct KafkaListenerTests {
         #expect(try await hub.stop() == 0)
     }
 
+    /// A hub killed (-9) while an edge replicates into it rebuilds its idempotent-producer
+    /// state from its log on restart, so the edge's retries of batches the hub had already
+    /// stored are recognised: every record arrives exactly once.
+    @Test func aHubKilledMidStreamStoresNoRetryTwice() async throws {
+        let hub = try await Self.daemon()
+        defer { hub.remove() }
+        let edge = try DaemonProcess(extraConfig: """
+            [[topics]]
+            name = "sensors"
+            partitions = 2
+
+            [[upstreams]]
+            name = "hub"
+            bootstrap = ["127.0.0.1:\(hub.kafkaPort)"]
+            retry_backoff_ms = 50
+            retry_backoff_max_ms = 200
+            checkpoint_interval_ms = 100
+            """)
+        defer { edge.remove() }
+        try await edge.start()
+        let requests = 40
+        for request in 0..<requests {
+            if request == requests / 2 {
+                #expect(try await hub.stop(signal: SIGKILL) == -SIGKILL)
+                try await hub.start()
+            }
+            let body = (0..<50).map { #"{"key":"pump-\#($0 % 7)","value":"reading \#(request)-\#($0)"}"# }.joined(separator: "\n")
+            let (status, _) = try await edge.request(.POST, "/v1/topics/sensors/records", contentType: "application/x-ndjson", body: body)
+            #expect(status == 200)
+        }
+        let caughtUp = try await eventually(timeout: .seconds(60)) {
+            let (_, answer) = try await edge.request(.GET, "/v1/replication")
+            return answer.components(separatedBy: #""lag_records":0"#).count - 1 == 3
+        }
+        #expect(caughtUp)
+        let records = try readUpstream(bootstrap: "127.0.0.1:\(hub.kafkaPort)", topic: "sensors", expect: requests * 50, timeout: 30, extraWait: 1)
+        #expect(records.count == requests * 50, "every record exactly once in the hub")
+        #expect(Set(records.compactMap(\.valueText)).count == requests * 50)
+        let (_, replication) = try await edge.request(.GET, "/v1/replication")
+        #expect(replication.contains(#""producer_resets":0"#), "\(replication)")
+        #expect(try await edge.stop() == 0)
+        #expect(try await hub.stop() == 0)
+    }
+
     @Test func tlsAndSASLGuardTheListener() async throws {
         let certificates = try MQTTTestBroker(start: false, tls: true)  // a CA and a certificate for 127.0.0.1
         defer { withExtendedLifetime(certificates) {} }  // its deinit deletes the files
@@ -384,8 +428,68 @@ struct KafkaListenerTests {
             return topic.contains(#""log_end_offset":30"#)
         }
         #expect(arrived, "replicated over TLS with SCRAM-SHA-512")
+        // Consumed back over TLS: the record sets are read into memory and encrypted (no sendfile).
+        let consumed = try DaemonProcess.runProgram(Self.kcat, ["-b", bootstrap, "-C", "-t", "edge.events", "-o", "beginning", "-e", "-q"] + tls + [
+            "-X", "sasl.mechanisms=PLAIN", "-X", "sasl.username=edge", "-X", "sasl.password=s3cret",
+        ])
+        #expect(consumed.0 == 0, "\(consumed.2)")
+        #expect(consumed.1.split(separator: "\n").count == 30 && consumed.1.contains("guarded 29"), "\(consumed.1)")
         #expect(try await edge.stop() == 0)
         #expect(try await hub.stop() == 0)
+    }
+
+    /// Fetches are answered from the segment files with sendfile; a client that pipelines many
+    /// of them without reading is pushed back (its connection is not read past the bound on
+    /// pending answers) and still gets every answer, whole and in order.
+    @Test func pipelinedFetchesAreAnsweredInOrderFromTheSegmentFiles() async throws {
+        let daemon = try await Self.daemon()
+        defer { daemon.remove() }
+        for chunk in 0..<4 {
+            let body = (0..<250).map { #"{"key":"k\#($0)","value":"chunk \#(chunk) record \#($0) \#(String(repeating: "x", count: 200))"}"# }
+                .joined(separator: "\n")
+            let (status, _) = try await daemon.request(
+                .POST, "/v1/topics/events/records?partition=0", contentType: "application/x-ndjson", body: body)
+            #expect(status == 200)
+        }
+        var fetch = ByteBuffer()
+        try FetchRequest(replicaId: -1, maxWaitMs: 0, minBytes: 1, maxBytes: 1 << 20, isolationLevel: 0, topics: [
+            .init(topic: "events", partitions: [.init(partition: 0, fetchOffset: 0, partitionMaxBytes: 1 << 20)])
+        ]).write(to: &fetch, version: 11)
+        let requests = 300
+        let socket = try RawSocket(port: daemon.kafkaPort)
+        let body = Array(fetch.readableBytesView)
+        // Sent from a thread of its own: once the broker stops reading, these sends block.
+        let sender = Thread {
+            for correlationId in 1...requests {
+                socket.sendRequest(apiKey: 1, version: 11, correlationId: Int32(correlationId), body: body)
+            }
+        }
+        sender.start()
+        var expectedRecords: ByteBuffer?
+        for correlationId in 1...requests {
+            let frame = try #require(socket.readFrame(), "answer \(correlationId)")
+            var buffer = ByteBuffer(bytes: frame)
+            let header = try KafkaResponseHeader(from: &buffer, headerVersion: 0)
+            #expect(header.correlationId == Int32(correlationId))
+            let response = try FetchResponse(from: &buffer, version: 11)
+            let records = try #require(response.responses.first?.partitions.first?.records)
+            if let expectedRecords {
+                #expect(records == expectedRecords, "every answer carries the same stored batches")
+            } else {
+                // Whole batches from offset 0 on, back to back, CRCs intact (a fetch reads from
+                // one segment, so it need not reach the log end).
+                var batches = records
+                var next: Int64 = 0
+                while let size = RecordBatch.frameSize(in: batches, at: batches.readerIndex), size <= batches.readableBytes {
+                    let batch = try RecordBatch(validating: batches.readSlice(length: size)!)
+                    try batch.verifyChecksum()
+                    #expect(batch.baseOffset == next)
+                    next = batch.lastOffset + 1
+                }
+                #expect(batches.readableBytes == 0 && next > 0, "whole batches only")
+                expectedRecords = records
+            }
+        }
     }
 
     @Test func acksZeroGetsNoAnswerAndSnappyIsRefusedClearly() async throws {

@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// A plain blocking TCP socket to 127.0.0.1, for sending frames no client library would.
-final class RawSocket {
+final class RawSocket: @unchecked Sendable {  // a test drives it from one thread at a time per direction
     private let fd: Int32
 
     init(port: Int) throws {

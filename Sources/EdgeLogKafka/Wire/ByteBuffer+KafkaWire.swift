@@ -123,6 +123,12 @@ extension ByteBuffer {
         writeImmutableBuffer(value)
     }
 
+    /// The length prefix of a bytes field whose content is written elsewhere (a record set
+    /// that a connection sends from a file).
+    public mutating func writeKafkaBytesLength(_ length: Int, flexible: Bool) {
+        writeKafkaLength(length, compact: flexible, wide: true)
+    }
+
     /// Returns a slice of this buffer: record sets are not copied.
     public mutating func readKafkaBytes(flexible: Bool, nullable: Bool, field: String) throws(KafkaCodecError) -> ByteBuffer? {
         guard let length = try readKafkaLength(compact: flexible, wide: true, field: field) else {

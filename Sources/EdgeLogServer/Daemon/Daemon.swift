@@ -33,12 +33,14 @@ public enum Daemon {
             manager: manager, autoCreateTopics: config.http.autoCreateTopics,
             defaultPartitions: config.http.defaultPartitions, logger: logger)
         let diskGauge = Gauge(label: "edgelog_disk_used_bytes")
+        let stall = WatchdogStall()
 
         var services: [any Service] = [
             // Pets systemd's watchdog for as long as the process runs its services; a hang
             // (no pets) makes systemd restart it.
-            WatchdogService(notifier: notifier, logger: logger),
+            WatchdogService(notifier: notifier, logger: logger, isHealthy: { !stall.isStalled }),
             LogService(manager: manager, logger: logger),
+            HangSimulationService(stalled: stall, logger: logger),
         ]
         // After the log (so it stops first and writes its checkpoints while the log is open).
         let replication = config.upstreams.isEmpty

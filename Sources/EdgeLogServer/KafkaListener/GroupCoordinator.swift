@@ -38,8 +38,9 @@ actor GroupCoordinator {
         var protocolName: String?
         var leader: String?
         var members: [String: Member] = [:]
-        /// Member ids handed out with MEMBER_ID_REQUIRED, not joined yet.
-        var pending: Set<String> = []
+        /// Member ids handed out with MEMBER_ID_REQUIRED, not joined yet, and until when they
+        /// may join with it (a session timeout, as in Kafka; then the id is forgotten).
+        var pending: [String: ContinuousClock.Instant] = [:]
         /// The rebalance completes when every member has rejoined (not before `joinOpensAt`,
         /// which gives a new group's other members time to arrive), or at `deadline`.
         var joinOpensAt: ContinuousClock.Instant = .now
@@ -76,14 +77,14 @@ actor GroupCoordinator {
             memberId = "\(clientId.isEmpty ? "member" : clientId)-\(UUID().uuidString.lowercased())"
             if version >= 4 {
                 // KIP-394: the member learns its id first and joins with it.
-                group.pending.insert(memberId)
+                group.pending[memberId] = .now + .milliseconds(Int(request.sessionTimeoutMs))
                 groups[request.groupId] = group
                 return fail(.memberIdRequired, memberId: memberId)
             }
-        } else if group.members[memberId] == nil && !group.pending.contains(memberId) {
+        } else if group.members[memberId] == nil && group.pending[memberId] == nil {
             return fail(.unknownMemberId, memberId: memberId)
         }
-        group.pending.remove(memberId)
+        group.pending[memberId] = nil
         let now = ContinuousClock.now
         var member = group.members[memberId] ?? Member(
             id: memberId, clientId: clientId, host: host, sessionTimeout: .milliseconds(Int(request.sessionTimeoutMs)),
@@ -269,22 +270,44 @@ actor GroupCoordinator {
     func runTimers() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(50))
-            let now = ContinuousClock.now
-            for groupId in Array(groups.keys) {
-                guard var group = groups[groupId] else { continue }
-                let expired = group.members.values.filter { $0.joining == nil && now - $0.lastSeen > $0.sessionTimeout }
-                if !expired.isEmpty {
-                    for member in expired {
-                        group.members[member.id] = nil
-                        member.syncing?.resume(returning: SyncGroupResponse(errorCode: KafkaErrorCode.unknownMemberId.rawValue))
-                        logger.info("group member expired (no heartbeat)", metadata: ["edgelog.group": "\(groupId)", "edgelog.member": "\(member.id)"])
-                    }
-                    rebalanceAfterDeparture(&group)
-                    groups[groupId] = group
-                }
-                completeJoinIfReady(groupId, now: now)
-            }
+            expireIdle()
         }
+        shutDown()
+    }
+
+    /// One pass of the timers: members without heartbeats leave, member ids handed out but
+    /// never used are forgotten, joins whose wait is over complete, and a group left with
+    /// nobody is dropped from memory (its committed offsets stay on disk).
+    func expireIdle(now: ContinuousClock.Instant = .now) {
+        for groupId in Array(groups.keys) {
+            guard var group = groups[groupId] else { continue }
+            let unusedIds = group.pending.filter { $0.value < now }.map(\.key)
+            if !unusedIds.isEmpty {
+                for id in unusedIds { group.pending[id] = nil }
+                groups[groupId] = group
+            }
+            if group.members.isEmpty && group.pending.isEmpty {
+                groups[groupId] = nil
+                continue
+            }
+            let expired = group.members.values.filter { $0.joining == nil && now - $0.lastSeen > $0.sessionTimeout }
+            if !expired.isEmpty {
+                for member in expired {
+                    group.members[member.id] = nil
+                    member.syncing?.resume(returning: SyncGroupResponse(errorCode: KafkaErrorCode.unknownMemberId.rawValue))
+                    logger.info("group member expired (no heartbeat)", metadata: ["edgelog.group": "\(groupId)", "edgelog.member": "\(member.id)"])
+                }
+                rebalanceAfterDeparture(&group)
+                groups[groupId] = group
+            }
+            completeJoinIfReady(groupId, now: now)
+        }
+    }
+
+    /// How many groups are held in memory (tests).
+    var groupCount: Int { groups.count }
+
+    private func shutDown() {
         // Shutting down: nobody waits forever.
         for (groupId, group) in groups {
             for member in group.members.values {
@@ -339,7 +362,9 @@ actor GroupCoordinator {
 
     func describe(_ groupId: String) -> DescribeGroupsResponse.DescribedGroup {
         guard let group = groups[groupId] else {
-            return .init(groupId: groupId, groupState: "Dead", protocolType: "", protocolData: "")
+            // A group with committed offsets but nobody in it is Empty, as in Kafka.
+            let state = store.offsets(groupId).isEmpty ? "Dead" : State.empty.rawValue
+            return .init(groupId: groupId, groupState: state, protocolType: state == "Dead" ? "" : "consumer", protocolData: "")
         }
         return .init(
             groupId: groupId, groupState: group.state.rawValue, protocolType: group.protocolType ?? "",

@@ -7,13 +7,17 @@ extension KafkaBroker {
     /// what they did not ask for), at least one whole batch per partition that has data
     /// (KIP-74), waiting up to max_wait_ms for min_bytes. Fetch sessions are declined
     /// (session id 0), so clients send full fetches.
-    func fetch(_ request: FetchRequest, version: Int16) async -> FetchResponse {
+    ///
+    /// With `leavingRecordsInFiles` the record sets are not read: each partition's stored span
+    /// is returned beside the response (its `records` left nil) for the connection to send with
+    /// sendfile; otherwise the spans are nil and the records are in the response.
+    func fetch(_ request: FetchRequest, leavingRecordsInFiles: Bool) async -> (FetchResponse, [[StoredSpan?]]?) {
         let deadline = ContinuousClock.now + .milliseconds(Int(max(0, request.maxWaitMs)))
         while true {
-            let (response, bytes, waitOn) = fetchOnce(request)
+            let (response, spans, bytes, waitOn) = fetchOnce(request, leavingRecordsInFiles: leavingRecordsInFiles)
             let remaining = ContinuousClock.now.duration(to: deadline)
             if bytes >= Int(max(request.minBytes, 1)) || waitOn.isEmpty || remaining <= .zero || Task.isCancelled {
-                return response
+                return (response, leavingRecordsInFiles ? spans : nil)
             }
             // Long poll: park on every requested partition until one of them grows.
             await withTaskGroup(of: Void.self) { group in
@@ -26,14 +30,19 @@ extension KafkaBroker {
         }
     }
 
-    private func fetchOnce(_ request: FetchRequest) -> (FetchResponse, Int, [(PartitionLog, Int64)]) {
+    private func fetchOnce(
+        _ request: FetchRequest, leavingRecordsInFiles: Bool
+    ) -> (FetchResponse, [[StoredSpan?]], Int, [(PartitionLog, Int64)]) {
         var budget = Int(request.maxBytes > 0 ? request.maxBytes : Int32.max)
         var total = 0
         var waitOn: [(PartitionLog, Int64)] = []
         var topics: [FetchResponse.FetchableTopicResponse] = []
+        var spans: [[StoredSpan?]] = []
         for topic in request.topics {
             var partitions: [FetchResponse.PartitionData] = []
+            spans.append([])
             for partition in topic.partitions {
+                spans[spans.count - 1].append(nil)
                 var data = FetchResponse.PartitionData(partitionIndex: partition.partition)
                 guard let log = try? manager.partition(topic: topic.topic, partition.partition) else {
                     data.errorCode = KafkaErrorCode.unknownTopicOrPartition.rawValue
@@ -60,10 +69,18 @@ extension KafkaBroker {
                     let limit = min(Int(max(partition.partitionMaxBytes, 1)), total == 0 ? max(budget, 1) : budget)
                     if limit > 0 || total == 0 {
                         do {
-                            let bytes = try log.read(from: partition.fetchOffset, maxBytes: max(limit, 1))
-                            total += bytes.readableBytes
-                            budget -= bytes.readableBytes
-                            data.records = bytes
+                            if leavingRecordsInFiles {
+                                let span = try log.locate(from: partition.fetchOffset, maxBytes: max(limit, 1))
+                                total += span?.length ?? 0
+                                budget -= span?.length ?? 0
+                                spans[spans.count - 1][partitions.count] = span
+                                data.records = span == nil ? ByteBuffer() : nil
+                            } else {
+                                let bytes = try log.read(from: partition.fetchOffset, maxBytes: max(limit, 1))
+                                total += bytes.readableBytes
+                                budget -= bytes.readableBytes
+                                data.records = bytes
+                            }
                         } catch {
                             let (code, _) = Self.fetchError(error)
                             data.errorCode = code.rawValue
@@ -76,7 +93,7 @@ extension KafkaBroker {
             }
             topics.append(.init(topic: topic.topic, partitions: partitions))
         }
-        return (FetchResponse(sessionId: 0, responses: topics), total, waitOn)
+        return (FetchResponse(sessionId: 0, responses: topics), spans, total, waitOn)
     }
 
     private static func fetchError(_ error: any Error) -> (KafkaErrorCode, String) {

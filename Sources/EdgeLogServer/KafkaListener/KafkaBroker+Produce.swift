@@ -72,6 +72,11 @@ extension KafkaBroker {
         var producerKey: ProducerStateTable.Key?
         if batch.producerId >= 0 {
             let key = ProducerStateTable.Key(topic: topic, partition: index, producerId: batch.producerId)
+            do {
+                try producers.restoreIfNeeded(topic: topic, partition: index, from: log)
+            } catch {
+                return answer(.kafkaStorageError, "cannot read the producer state of \(topic)-\(index): \(error)")
+            }
             switch producers.check(key, epoch: batch.producerEpoch, firstSequence: batch.baseSequence, records: batch.lastOffsetDelta + 1) {
             case .append:
                 producerKey = key

@@ -14,7 +14,7 @@ import Synchronization
 final class KafkaBroker: Sendable {
     enum Action {
         /// The answer (a whole frame), or nil when the request gets none (Produce acks=0).
-        case respond(Task<ByteBuffer?, Never>)
+        case respond(Task<ResponseFrame?, Never>)
         /// The protocol says to close: an unknown API, an unsupported version, a malformed request.
         case close(reason: String)
     }
@@ -83,6 +83,15 @@ final class KafkaBroker: Sendable {
         return String(cString: buffer)
     }
 
+    /// Runs until cancelled: forgets idempotent producers idle for a day, once a minute.
+    func expireIdleProducers() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(60))
+            let forgotten = producers.expire()
+            if forgotten > 0 { logger.info("forgot idle producers", metadata: ["edgelog.producers": "\(forgotten)"]) }
+        }
+    }
+
     func newProducerId() -> Int64 { nextProducerId.wrappingAdd(1, ordering: .relaxed).newValue }
 
     // MARK: Dispatch
@@ -129,9 +138,10 @@ final class KafkaBroker: Sendable {
                 return produce(request, correlationId: correlationId, version: version)
             case .fetch:
                 let request = try FetchRequest(from: &body, version: version)
+                let sendsFiles = session.sendsFiles
                 return .respond(Task {
-                    let response = await self.fetch(request, version: version)
-                    return self.encode(response, correlationId: correlationId, version: version)
+                    let (response, spans) = await self.fetch(request, leavingRecordsInFiles: sendsFiles)
+                    return self.encodeFetch(response, spans: spans, correlationId: correlationId, version: version)
                 })
             case .listOffsets:
                 let request = try ListOffsetsRequest(from: &body, version: version)
@@ -169,7 +179,7 @@ final class KafkaBroker: Sendable {
     /// A whole response frame: size, header (v0 or v1), body. A response that cannot be
     /// encoded (a bug) becomes an empty buffer, on which the connection closes, so the client
     /// retries instead of waiting forever.
-    func encode<Response: KafkaResponseMessage>(_ response: Response, correlationId: Int32, version: Int16) -> ByteBuffer? {
+    func encode<Response: KafkaResponseMessage>(_ response: Response, correlationId: Int32, version: Int16) -> ResponseFrame? {
         var buffer = ByteBuffer()
         buffer.writeInteger(Int32(0))
         KafkaResponseHeader(correlationId: correlationId).write(to: &buffer, headerVersion: Response.responseHeaderVersion(version))
@@ -177,10 +187,22 @@ final class KafkaBroker: Sendable {
             try response.write(to: &buffer, version: version)
         } catch {
             logger.error("cannot encode \(Response.self) v\(version): \(error)")
-            return ByteBuffer()
+            return ResponseFrame(ByteBuffer())
         }
         buffer.setInteger(Int32(buffer.readableBytes - 4), at: 0)
-        return buffer
+        return ResponseFrame(buffer)
+    }
+
+    /// A Fetch answer: record sets found as stored spans are spliced in (see
+    /// ``FetchResponseFrame``); without spans it is the plain encoding.
+    func encodeFetch(_ response: FetchResponse, spans: [[StoredSpan?]]?, correlationId: Int32, version: Int16) -> ResponseFrame? {
+        guard let spans else { return encode(response, correlationId: correlationId, version: version) }
+        do {
+            return try FetchResponseFrame.make(response, spans: spans, correlationId: correlationId, version: version)
+        } catch {
+            logger.error("cannot encode FetchResponse v\(version): \(error)")
+            return ResponseFrame(ByteBuffer())
+        }
     }
 
     // MARK: ApiVersions

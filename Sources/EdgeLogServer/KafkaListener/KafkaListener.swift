@@ -53,15 +53,17 @@ public final class KafkaListener: Service, Sendable {
                 "edgelog.tls": "\(tls != nil)",
                 "edgelog.sasl": "\(broker.requiresAuthentication ? settings.saslMechanisms.map(\.rawValue).joined(separator: ",") : "off")",
             ])
+        let usesTLS = tls != nil
         // Shutdown cancels the accept loop and every connection (their pending answers are
         // dropped: clients retry, and nothing they were told is committed is lost).
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.broker.groups.runTimers() }
+                group.addTask { await self.broker.expireIdleProducers() }
                 do {
                     try await server.executeThenClose { connections in
                         for try await connection in connections {
-                            group.addTask { await self.serve(connection) }
+                            group.addTask { await self.serve(connection, tls: usesTLS) }
                         }
                     }
                 } catch {
@@ -71,20 +73,28 @@ public final class KafkaListener: Service, Sendable {
         }
     }
 
-    private func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
+    /// How many answers one connection may have pending before its reader waits. Above the
+    /// 5 in-flight requests per partition an idempotent producer uses, with room for several
+    /// partitions' worth on one connection.
+    static let maxPendingAnswers = 64
+
+    private func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, tls: Bool) async {
         let peer = connection.channel.remoteAddress.map { "\($0)" } ?? "?"
-        let session = KafkaSession(peer: peer)
+        let session = KafkaSession(peer: peer, sendsFiles: !tls)
+        let slots = AnswerSlots(Self.maxPendingAnswers)
         do {
-            try await connection.executeThenClose { inbound, outbound in
-                let (answers, queue) = AsyncStream.makeStream(of: Task<ByteBuffer?, Never>.self)
+            try await connection.executeThenClose { inbound, _ in
+                let (answers, queue) = AsyncStream.makeStream(of: Task<ResponseFrame?, Never>.self)
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     let channel = connection.channel
                     group.addTask {
+                        defer { slots.close() }
                         do {
                             for await answer in answers {
+                                defer { slots.release() }
                                 guard let frame = await answer.value else { continue }  // acks=0: no answer
-                                guard frame.readableBytes > 0 else { throw KafkaListenerError.unanswerable }
-                                try await outbound.write(frame)
+                                guard !frame.isEmpty else { throw KafkaListenerError.unanswerable }
+                                try await Self.write(frame, to: channel, sendingFiles: !tls)
                             }
                         } catch {
                             channel.close(promise: nil)  // ends the read loop too
@@ -93,6 +103,7 @@ public final class KafkaListener: Service, Sendable {
                     }
                     defer { queue.finish() }
                     for try await frame in inbound {
+                        guard await slots.acquire() else { break }
                         switch broker.start(frame, session: session) {
                         case .respond(let answer):
                             queue.yield(answer)
@@ -115,6 +126,32 @@ public final class KafkaListener: Service, Sendable {
         } catch {
             logger.debug("Kafka connection ended", metadata: ["edgelog.peer": "\(peer)", "edgelog.error": "\(error)"])
         }
+    }
+
+    /// Writes one answer and waits until the channel has taken all of it (so a slow reader
+    /// holds back the writer, and the next answer). Stored record sets go out as file
+    /// regions, sent with sendfile from a descriptor of their own that is closed once the
+    /// write completes or fails; on TLS they are read into memory first.
+    static func write(_ frame: ResponseFrame, to channel: any Channel, sendingFiles: Bool) async throws {
+        var written: [EventLoopFuture<Void>] = []
+        written.reserveCapacity(frame.pieces.count)
+        for piece in frame.pieces {
+            switch piece {
+            case .bytes(let bytes):
+                guard bytes.readableBytes > 0 else { continue }
+                written.append(channel.write(IOData.byteBuffer(bytes)))
+            case .stored(let span) where sendingFiles:
+                let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: try span.duplicateDescriptor())
+                let start = Int(span.position)
+                let future = channel.write(IOData.fileRegion(FileRegion(fileHandle: handle, readerIndex: start, endIndex: start + span.length)))
+                future.whenComplete { _ in try? handle.close() }
+                written.append(future)
+            case .stored(let span):
+                written.append(channel.write(IOData.byteBuffer(try span.read(allocator: channel.allocator))))
+            }
+        }
+        channel.flush()
+        for future in written { try await future.get() }
     }
 }
 

@@ -8,8 +8,12 @@ final class KafkaSession {
     /// Set after a failed authentication: the answer is sent, then the connection closes.
     var closeAfterAnswer = false
     let peer: String
+    /// Whether fetched record sets may stay in the segment files and go out with sendfile
+    /// (plain TCP); a TLS connection needs them in memory to encrypt them.
+    let sendsFiles: Bool
 
-    init(peer: String) {
+    init(peer: String, sendsFiles: Bool = false) {
         self.peer = peer
+        self.sendsFiles = sendsFiles
     }
 }

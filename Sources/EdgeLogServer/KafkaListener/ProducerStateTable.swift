@@ -1,3 +1,4 @@
+import EdgeLogStorage
 import Synchronization
 
 /// Idempotent-producer bookkeeping per partition, as a Kafka broker keeps it: each producer's
@@ -5,10 +6,18 @@ import Synchronization
 /// of them is recognised (answered with its original offset, not stored again) and a gap is
 /// refused with OUT_OF_ORDER_SEQUENCE_NUMBER.
 ///
-/// Held in memory: after a restart a producer's first batch is accepted at whatever sequence
-/// it carries (the retries of batches in flight at a crash can then be stored twice, which is
-/// at-least-once; Kafka itself snapshots this state, which edgelog may do later).
+/// Held in memory and rebuilt from the log: the first idempotent batch for a partition after a
+/// start reads the producer fields of the batches in the partition's last
+/// ``restoreWindowBytes`` (headers only), so a hub restarted while an edge had batches in flight
+/// recognises their retries instead of storing them twice. A producer whose last batch is
+/// older than that window starts afresh at whatever sequence it sends (at-least-once).
+///
+/// A producer idle for ``expiry`` is forgotten (Kafka's producer.id.expiration.ms, one day), so
+/// that the table does not grow with every producer that ever wrote.
 final class ProducerStateTable: Sendable {
+    static let restoreWindowBytes: Int64 = 16 << 20
+    static let expiry: Duration = .seconds(24 * 3600)
+
     struct Key: Hashable {
         var topic: String
         var partition: Int32
@@ -23,6 +32,7 @@ final class ProducerStateTable: Sendable {
         var broken = false
         /// (first sequence, last sequence, base offset once committed), newest last.
         var recent: [(first: Int32, last: Int32, offset: Int64?)]
+        var lastSeen: ContinuousClock.Instant = .now
     }
 
     enum Verdict: Equatable {
@@ -35,15 +45,46 @@ final class ProducerStateTable: Sendable {
         case producerUnknown
     }
 
+    private struct PartitionKey: Hashable {
+        var topic: String
+        var partition: Int32
+    }
+
     private let producers = Mutex<[Key: Producer]>([:])
+    /// Partitions whose producers were rebuilt from the log since the start.
+    private let restored = Mutex<Set<PartitionKey>>([])
+
+    /// Rebuilds the producers of a partition from its stored batches, once per start; later
+    /// calls return at once. Call before the first `check` for the partition.
+    func restoreIfNeeded(topic: String, partition: Int32, from log: PartitionLog) throws(StorageError) {
+        let key = PartitionKey(topic: topic, partition: partition)
+        guard restored.withLock({ !$0.contains(key) }) else { return }
+        let batches = try log.producerBatches(inLast: Self.restoreWindowBytes)
+        producers.withLock { producers in
+            for batch in batches {
+                let producerKey = Key(topic: topic, partition: partition, producerId: batch.producerId)
+                let last = Self.add(batch.baseSequence, batch.recordCount - 1)
+                var producer = producers[producerKey]
+                if producer == nil || batch.producerEpoch > producer!.epoch {
+                    producer = Producer(epoch: batch.producerEpoch, nextSequence: 0, recent: [])
+                }
+                producer!.recent.append((batch.baseSequence, last, batch.baseOffset))
+                if producer!.recent.count > 5 { producer!.recent.removeFirst() }
+                producer!.nextSequence = Self.add(last, 1)
+                producers[producerKey] = producer
+            }
+        }
+        restored.withLock { _ = $0.insert(key) }
+    }
 
     /// Checks a batch and, when it is to be appended, records it as the producer's newest.
-    func check(_ key: Key, epoch: Int16, firstSequence: Int32, records: Int32) -> Verdict {
+    func check(_ key: Key, epoch: Int16, firstSequence: Int32, records: Int32, now: ContinuousClock.Instant = .now) -> Verdict {
         let last = Self.add(firstSequence, records - 1)
         return producers.withLock { producers in
+            producers[key]?.lastSeen = now
             guard var producer = producers[key], epoch <= producer.epoch else {
                 // A new producer, or a new epoch of one: start from its sequence.
-                producers[key] = Producer(epoch: epoch, nextSequence: Self.add(last, 1), recent: [(firstSequence, last, nil)])
+                producers[key] = Producer(epoch: epoch, nextSequence: Self.add(last, 1), recent: [(firstSequence, last, nil)], lastSeen: now)
                 return .append
             }
             if epoch < producer.epoch { return .staleEpoch(current: producer.epoch) }
@@ -78,9 +119,22 @@ final class ProducerStateTable: Sendable {
         producers.withLock { $0[key]?.broken = true }
     }
 
+    /// Forgets producers idle for longer than `expiry`; returns how many.
+    @discardableResult
+    func expire(now: ContinuousClock.Instant = .now, after expiry: Duration = ProducerStateTable.expiry) -> Int {
+        producers.withLock { producers in
+            let before = producers.count
+            producers = producers.filter { now - $0.value.lastSeen < expiry }
+            return before - producers.count
+        }
+    }
+
+    var count: Int { producers.withLock { $0.count } }
+
     /// Forgets every producer of a topic (deleted).
     func forget(topic: String) {
         producers.withLock { producers in producers = producers.filter { $0.key.topic != topic } }
+        restored.withLock { restored in restored = restored.filter { $0.topic != topic } }
     }
 
     /// Kafka's sequence arithmetic: wraps from Int32.max to 0.

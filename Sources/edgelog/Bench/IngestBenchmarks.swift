@@ -1,7 +1,5 @@
+import AsyncHTTPClient
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking  // Data(contentsOf:) for http:// URLs on Linux
-#endif
 
 /// The daemon's ingest benchmarks, each against a reference measured in the same run: MQTT
 /// (mosquitto delivering to a null subscriber), HTTP bulk (wrk against the same server's
@@ -216,9 +214,13 @@ struct IngestBenchmarks {
             process.waitUntilExit()
         }
 
+        /// A GET to the daemon, nil when it does not answer. (Not Foundation's URL loading: that
+        /// needs libcurl, which the static release binary should not link.)
         func get(_ path: String) -> String? {
-            guard let url = URL(string: "http://127.0.0.1:\(port)\(path)"), let data = try? Data(contentsOf: url) else { return nil }
-            return String(decoding: data, as: UTF8.self)
+            guard let response = try? HTTPClient.shared.get(url: "http://127.0.0.1:\(port)\(path)").wait(),
+                let body = response.body
+            else { return nil }
+            return String(buffer: body)
         }
 
         /// Resident set size now and at its peak, from /proc.

@@ -1,0 +1,39 @@
+import Logging
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
+
+/// SIGUSR2 makes the daemon behave as if it hung, for the systemd watchdog only: it keeps
+/// serving, but ``WatchdogService`` stops sending `WATCHDOG=1`, so systemd kills it
+/// `WatchdogSec=` later and `Restart=on-failure` brings it back. This is how
+/// `scripts/test-systemd` proves the watchdog restarts a stuck daemon without having to
+/// wedge a real thread. A second SIGUSR2 resumes the petting.
+struct HangSimulationService: Service {
+    let stalled: WatchdogStall
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sigusr2)
+        await cancelWhenGracefulShutdown {
+            for await _ in signals {
+                let nowStalled = stalled.toggle()
+                logger.warning(
+                    nowStalled
+                        ? "SIGUSR2: simulating a hang, the systemd watchdog is no longer petted"
+                        : "SIGUSR2: hang simulation ended, petting the systemd watchdog again")
+            }
+        }
+    }
+}
+
+/// Whether the watchdog should be starved (set by ``HangSimulationService``).
+final class WatchdogStall: Sendable {
+    private let value = Atomic<Bool>(false)
+
+    var isStalled: Bool { value.load(ordering: .acquiring) }
+
+    /// Flips the flag and returns the new value.
+    func toggle() -> Bool {
+        !value.logicalXor(true, ordering: .acquiringAndReleasing).oldValue
+    }
+}

@@ -1,0 +1,99 @@
+import EdgeLogKafka
+@testable import EdgeLogServer
+import EdgeLogStorage
+import Foundation
+import Logging
+import NIOCore
+import Testing
+
+/// The broker's in-memory state: idempotent producers rebuilt from the log after a restart,
+/// and idle producers, unused member ids and empty groups forgotten.
+@Suite struct KafkaBrokerStateTests {
+    static let logger = Logger(label: "test")
+
+    static func batch(producer: Int64, epoch: Int16, sequence: Int32, records: Int) throws -> ByteBuffer {
+        var builder = RecordBatchBuilder(codec: .none)
+        builder.producer = .init(id: producer, epoch: epoch, baseSequence: sequence)
+        for index in 0..<records {
+            builder.append(Record(timestamp: 1_700_000_000_000, value: ByteBuffer(string: "record \(index)")))
+        }
+        var bytes = ByteBuffer()
+        _ = try builder.finish(baseOffset: 0, into: &bytes)
+        return bytes
+    }
+
+    @Test func producerStateIsRebuiltFromTheLogAfterARestart() async throws {
+        let directory = NSTemporaryDirectory() + "producer-restore-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = try PartitionLog.open(topic: "t", partition: 0, directory: directory, config: LogConfig(), logger: Self.logger).0
+        // Producer 7 wrote sequences 0..<30 in six batches of 5 (epoch 2); producer 9 one batch
+        // in epoch 0, then one in epoch 1; plain batches without a producer in between.
+        var offsets: [Int64] = []
+        for index in 0..<6 {
+            offsets.append(try await log.append(batches: Self.batch(producer: 7, epoch: 2, sequence: Int32(index * 5), records: 5)).baseOffset)
+            _ = try await log.append([Record(timestamp: 1_700_000_000_000, value: ByteBuffer(string: "plain"))])
+        }
+        _ = try await log.append(batches: Self.batch(producer: 9, epoch: 0, sequence: 0, records: 3))
+        _ = try await log.append(batches: Self.batch(producer: 9, epoch: 1, sequence: 0, records: 2))
+
+        // A broker that just started knows nothing until it reads the log.
+        let table = ProducerStateTable()
+        try table.restoreIfNeeded(topic: "t", partition: 0, from: log)
+        let seven = ProducerStateTable.Key(topic: "t", partition: 0, producerId: 7)
+        let nine = ProducerStateTable.Key(topic: "t", partition: 0, producerId: 9)
+        // A retry of the last batch in flight at the crash is recognised, with its offset.
+        #expect(table.check(seven, epoch: 2, firstSequence: 25, records: 5) == .duplicate(offset: offsets[5]))
+        #expect(table.check(seven, epoch: 2, firstSequence: 5, records: 5) == .duplicate(offset: offsets[1]), "five batches are remembered")
+        #expect(table.check(seven, epoch: 2, firstSequence: 0, records: 5) == .outOfOrder(expected: 30), "the sixth-newest is not")
+        #expect(table.check(seven, epoch: 2, firstSequence: 31, records: 1) == .outOfOrder(expected: 30))
+        #expect(table.check(seven, epoch: 1, firstSequence: 30, records: 1) == .staleEpoch(current: 2))
+        #expect(table.check(seven, epoch: 2, firstSequence: 30, records: 1) == .append)
+        #expect(table.check(nine, epoch: 0, firstSequence: 3, records: 1) == .staleEpoch(current: 1), "the newest epoch wins")
+        #expect(table.check(nine, epoch: 1, firstSequence: 2, records: 1) == .append)
+        // Once per start: a second restore does not overwrite what has happened since.
+        try table.restoreIfNeeded(topic: "t", partition: 0, from: log)
+        #expect(table.check(seven, epoch: 2, firstSequence: 31, records: 1) == .append)
+        log.close()
+    }
+
+    @Test func idleProducersAreForgottenAfterADay() {
+        let table = ProducerStateTable()
+        let start = ContinuousClock.now
+        let key = ProducerStateTable.Key(topic: "t", partition: 0, producerId: 1)
+        #expect(table.check(key, epoch: 0, firstSequence: 0, records: 1, now: start) == .append)
+        #expect(table.check(ProducerStateTable.Key(topic: "t", partition: 1, producerId: 2), epoch: 0, firstSequence: 0, records: 1, now: start + .seconds(20 * 3600)) == .append)
+        #expect(table.expire(now: start + .seconds(23 * 3600)) == 0)
+        #expect(table.expire(now: start + .seconds(25 * 3600)) == 1)
+        #expect(table.count == 1)
+        // A forgotten producer starts afresh at whatever sequence it sends.
+        #expect(table.check(key, epoch: 0, firstSequence: 77, records: 1) == .append)
+    }
+
+    @Test func unusedMemberIdsAndEmptyGroupsAreForgotten() async throws {
+        let directory = NSTemporaryDirectory() + "groups-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let coordinator = GroupCoordinator(store: GroupOffsetStore(dataDirectory: directory), logger: Self.logger)
+        // KIP-394: a v4+ JoinGroup without a member id is told its id and must join again.
+        var ids: [String] = []
+        for _ in 0..<50 {
+            let answer = await coordinator.join(
+                JoinGroupRequest(groupId: "g", sessionTimeoutMs: 10_000, memberId: "", protocolType: "consumer",
+                                 protocols: [.init(name: "range", metadata: ByteBuffer())]),
+                version: 5, clientId: "c", host: "h")
+            #expect(answer.errorCode == KafkaErrorCode.memberIdRequired.rawValue)
+            ids.append(answer.memberId)
+        }
+        #expect(await coordinator.groupCount == 1)
+        await coordinator.expireIdle(now: .now + .seconds(5))
+        #expect(await coordinator.groupCount == 1, "ids stay usable for a session timeout")
+        await coordinator.expireIdle(now: .now + .seconds(11))
+        #expect(await coordinator.groupCount == 0, "never-used ids expire, and the empty group goes with them")
+        let late = await coordinator.join(
+            JoinGroupRequest(groupId: "g", sessionTimeoutMs: 10_000, memberId: ids[0], protocolType: "consumer",
+                             protocols: [.init(name: "range", metadata: ByteBuffer())]),
+            version: 5, clientId: "c", host: "h")
+        #expect(late.errorCode == KafkaErrorCode.unknownMemberId.rawValue)
+        #expect(await coordinator.describe("g").groupState == "Dead")
+    }
+}
