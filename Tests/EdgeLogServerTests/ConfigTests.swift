@@ -103,6 +103,7 @@ import Testing
             advertised_listener = "edge-7.plant.example:19093"
             max_request_bytes = 2097152
             auto_create_topics = false
+            zero_copy = false
             sasl_mechanisms = ["SCRAM-SHA-256"]
 
             [[kafka.users]]
@@ -115,7 +116,7 @@ import Testing
             """, file: "kafka.toml", environment: ["EDGELOG_KAFKA_PASSWORD_APP": "from-env"])
         #expect(config.kafka.host == "0.0.0.0" && config.kafka.port == 9093)
         #expect(config.kafka.advertisedHost == "edge-7.plant.example" && config.kafka.advertisedPort == 19093)
-        #expect(config.kafka.maxRequestBytes == 2_097_152 && !config.kafka.autoCreateTopics)
+        #expect(config.kafka.maxRequestBytes == 2_097_152 && !config.kafka.autoCreateTopics && !config.kafka.zeroCopy)
         #expect(config.kafka.saslMechanisms == [.scramSHA256])
         #expect(config.kafka.users == ["app": "from-env", "tool": "x"])
         #expect(EdgelogConfig().kafka.enabled && EdgelogConfig().kafka.port == 9092 && EdgelogConfig().kafka.users.isEmpty)

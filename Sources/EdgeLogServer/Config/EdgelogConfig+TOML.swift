@@ -78,6 +78,7 @@ extension EdgelogConfig {
             }
             config.kafka.maxRequestBytes = try kafka.int("max_request_bytes", in: 1024...(1 << 30)) ?? config.kafka.maxRequestBytes
             config.kafka.autoCreateTopics = try kafka.bool("auto_create_topics") ?? true
+            config.kafka.zeroCopy = try kafka.bool("zero_copy") ?? true
             for (key, keyPath) in [("tls_cert_file", \Kafka.tlsCertFile), ("tls_key_file", \.tlsKeyFile)] {
                 if let path = try kafka.optionalString(key) {
                     guard FileManager.default.isReadableFile(atPath: path) else { throw kafka.error(key, "cannot read \(path)") }

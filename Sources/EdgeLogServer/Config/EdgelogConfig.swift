@@ -34,6 +34,9 @@ public struct EdgelogConfig: Sendable, Equatable {
         /// Largest request frame accepted; a bigger one closes the connection.
         public var maxRequestBytes = 100 * 1024 * 1024
         public var autoCreateTopics = true
+        /// Fetch answers send record sets straight from the segment files (sendfile) on
+        /// plain TCP; off, they are read into memory first, as on TLS.
+        public var zeroCopy = true
         /// TLS for the listener when both are set.
         public var tlsCertFile: String? = nil
         public var tlsKeyFile: String? = nil

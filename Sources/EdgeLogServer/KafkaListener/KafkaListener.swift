@@ -33,6 +33,7 @@ public final class KafkaListener: Service, Sendable {
                 throw KafkaListenerError.tls("cannot load [kafka] tls_cert_file \(certificate) / tls_key_file \(key): \(error)")
             }
         }
+        let sendsFiles = tls == nil && settings.zeroCopy
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -51,9 +52,9 @@ public final class KafkaListener: Service, Sendable {
                 "edgelog.address": "\(server.channel.localAddress.map { "\($0)" } ?? "?")",
                 "edgelog.advertised": "\(broker.advertised)",
                 "edgelog.tls": "\(tls != nil)",
+                "edgelog.zero_copy": "\(sendsFiles)",
                 "edgelog.sasl": "\(broker.requiresAuthentication ? settings.saslMechanisms.map(\.rawValue).joined(separator: ",") : "off")",
             ])
-        let usesTLS = tls != nil
         // Shutdown cancels the accept loop and every connection (their pending answers are
         // dropped: clients retry, and nothing they were told is committed is lost).
         await cancelWhenGracefulShutdown {
@@ -63,7 +64,7 @@ public final class KafkaListener: Service, Sendable {
                 do {
                     try await server.executeThenClose { connections in
                         for try await connection in connections {
-                            group.addTask { await self.serve(connection, tls: usesTLS) }
+                            group.addTask { await self.serve(connection, sendsFiles: sendsFiles) }
                         }
                     }
                 } catch {
@@ -78,9 +79,9 @@ public final class KafkaListener: Service, Sendable {
     /// partitions' worth on one connection.
     static let maxPendingAnswers = 64
 
-    private func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, tls: Bool) async {
+    private func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, sendsFiles: Bool) async {
         let peer = connection.channel.remoteAddress.map { "\($0)" } ?? "?"
-        let session = KafkaSession(peer: peer, sendsFiles: !tls)
+        let session = KafkaSession(peer: peer, sendsFiles: sendsFiles)
         let slots = AnswerSlots(Self.maxPendingAnswers)
         do {
             try await connection.executeThenClose { inbound, _ in
@@ -94,7 +95,7 @@ public final class KafkaListener: Service, Sendable {
                                 defer { slots.release() }
                                 guard let frame = await answer.value else { continue }  // acks=0: no answer
                                 guard !frame.isEmpty else { throw KafkaListenerError.unanswerable }
-                                try await Self.write(frame, to: channel, sendingFiles: !tls)
+                                try await Self.write(frame, to: channel, sendingFiles: sendsFiles)
                             }
                         } catch {
                             channel.close(promise: nil)  // ends the read loop too
@@ -141,7 +142,12 @@ public final class KafkaListener: Service, Sendable {
                 guard bytes.readableBytes > 0 else { continue }
                 written.append(channel.write(IOData.byteBuffer(bytes)))
             case .stored(let span) where sendingFiles:
-                let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: try span.duplicateDescriptor())
+                // Out of descriptors (EMFILE): the bytes go through memory instead.
+                guard let descriptor = try? span.duplicateDescriptor() else {
+                    written.append(channel.write(IOData.byteBuffer(try span.read(allocator: channel.allocator))))
+                    continue
+                }
+                let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor)
                 let start = Int(span.position)
                 let future = channel.write(IOData.fileRegion(FileRegion(fileHandle: handle, readerIndex: start, endIndex: start + span.length)))
                 future.whenComplete { _ in try? handle.close() }

@@ -204,9 +204,11 @@ struct IngestBenchmarks {
     final class Daemon {
         let process: Process
         let port: Int
-        init(process: Process, port: Int) {
+        let dataDirectory: String
+        init(process: Process, port: Int, dataDirectory: String) {
             self.process = process
             self.port = port
+            self.dataDirectory = dataDirectory
         }
 
         func stop() {
@@ -261,9 +263,10 @@ struct IngestBenchmarks {
     }
 
     /// The daemon with its Kafka listener on `kafkaPort`, or without one.
-    func startDaemon(extra: String = "", kafkaPort: Int? = nil) throws -> Daemon {
+    /// `kafka` goes into the `[kafka]` table; `dataDirectory` reopens an earlier daemon's data.
+    func startDaemon(extra: String = "", kafkaPort: Int? = nil, kafka: String = "", dataDirectory: String? = nil) throws -> Daemon {
         let port = Self.freePort()
-        let data = directory + "/daemon-\(port)"
+        let data = dataDirectory ?? directory + "/daemon-\(port)"
         let config = directory + "/edgelog-\(port).toml"
         try """
             [server]
@@ -275,6 +278,7 @@ struct IngestBenchmarks {
 
             [kafka]
             \(kafkaPort.map { "listen = \"127.0.0.1:\($0)\"" } ?? "enabled = false")
+            \(kafka)
 
             [storage]
             flush = "always"
@@ -282,7 +286,7 @@ struct IngestBenchmarks {
             \(extra)
             """.write(toFile: config, atomically: true, encoding: .utf8)
         let process = try launch(executable, ["serve", "--config", config, "--log-level", "warning"])
-        let daemon = Daemon(process: process, port: port)
+        let daemon = Daemon(process: process, port: port, dataDirectory: data)
         let deadline = Date().addingTimeInterval(60)
         while daemon.get("/readyz")?.contains("ready") != true {
             guard Date() < deadline, process.isRunning else { throw Failure("the daemon did not start") }

@@ -124,7 +124,7 @@ struct ReplicationBenchmarks {
             """.write(toFile: config, atomically: true, encoding: .utf8)
         let started = Date()
         let process = try ingest.launch(executable, ["serve", "--config", config, "--log-level", "warning"])
-        let daemon = IngestBenchmarks.Daemon(process: process, port: httpPort)
+        let daemon = IngestBenchmarks.Daemon(process: process, port: httpPort, dataDirectory: dataDirectory)
         defer { daemon.stop() }
         let deadline = started.addingTimeInterval(1800)
         while true {
