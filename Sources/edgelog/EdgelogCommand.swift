@@ -10,6 +10,7 @@ struct Edgelog: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "edgelog",
         abstract: "An edge ingestion gateway with a Kafka-format commit log",
+        version: EdgelogVersion.current,
         subcommands: [
             ServeCommand.self,
             ConfigCommand.self,
