@@ -133,6 +133,35 @@ struct DaemonProcessTests {
         #expect(checkCode == 1 && checkError.contains("'brotli' is not one of none, gzip, lz4, zstd"))
     }
 
+    /// Under systemd (JOURNAL_STREAM names the daemon's standard error) every log line carries
+    /// its syslog priority, so `journalctl -p warning` filters by level; elsewhere lines are plain.
+    @Test func logLinesCarryTheirPriorityOnlyWhenStandardErrorIsTheJournal() throws {
+        let daemon = try DaemonProcess(extraConfig: "[storage]\ncodec = \"brotli\"\n")
+        defer { daemon.remove() }
+        func serve(journalStream: (String) -> String?) throws -> String {
+            let path = daemon.directory + "/journal-\(UUID().uuidString.prefix(6)).log"
+            FileManager.default.createFile(atPath: path, contents: nil)
+            var info = stat()
+            #expect(stat(path, &info) == 0)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: DaemonProcess.binary)
+            process.arguments = ["serve", "--config", daemon.configPath]
+            var environment = ProcessInfo.processInfo.environment
+            environment["JOURNAL_STREAM"] = journalStream("\(info.st_dev):\(info.st_ino)")
+            process.environment = environment
+            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 78)
+            return try String(contentsOfFile: path, encoding: .utf8)
+        }
+        let journal = try serve { $0 }
+        #expect(journal.hasPrefix("<2>") && journal.contains("critical edgelog: [edgelog] invalid configuration"), "\(journal)")
+        let plain = try serve { _ in "1:1" }  // inherited from a parent whose stream this is not
+        #expect(plain.contains("critical edgelog:") && !plain.contains("<2>"), "\(plain)")
+    }
+
     @Test func theCLIProducesConsumesAndReportsStatus() async throws {
         let daemon = try DaemonProcess()
         defer { daemon.remove() }
