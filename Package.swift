@@ -104,6 +104,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // libFuzzer target for the Kafka request decoder (see its source for how to build it
+        // with -sanitize=fuzzer); a normal build replays a corpus.
+        .executableTarget(
+            name: "edgelog-fuzz",
+            dependencies: [
+                "EdgeLogKafka",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "EdgeLogStorageTests",
             dependencies: [

@@ -73,4 +73,30 @@ public enum KafkaAPIKey: Int16, Sendable, CaseIterable {
             case .saslAuthenticate: return SaslAuthenticateRequest.isFlexible(version)
         }
     }
+
+    /// The request message type of this API, for code that handles any request alike.
+    public var requestType: any KafkaRequestMessage.Type {
+        switch self {
+            case .produce: return ProduceRequest.self
+            case .fetch: return FetchRequest.self
+            case .listOffsets: return ListOffsetsRequest.self
+            case .metadata: return MetadataRequest.self
+            case .offsetCommit: return OffsetCommitRequest.self
+            case .offsetFetch: return OffsetFetchRequest.self
+            case .findCoordinator: return FindCoordinatorRequest.self
+            case .joinGroup: return JoinGroupRequest.self
+            case .heartbeat: return HeartbeatRequest.self
+            case .leaveGroup: return LeaveGroupRequest.self
+            case .syncGroup: return SyncGroupRequest.self
+            case .describeGroups: return DescribeGroupsRequest.self
+            case .listGroups: return ListGroupsRequest.self
+            case .saslHandshake: return SaslHandshakeRequest.self
+            case .apiVersions: return ApiVersionsRequest.self
+            case .createTopics: return CreateTopicsRequest.self
+            case .deleteTopics: return DeleteTopicsRequest.self
+            case .initProducerId: return InitProducerIdRequest.self
+            case .describeConfigs: return DescribeConfigsRequest.self
+            case .saslAuthenticate: return SaslAuthenticateRequest.self
+        }
+    }
 }
