@@ -73,14 +73,17 @@ public struct JournalLogHandler: LogHandler {
     }
 }
 
-/// Standard error with a `<N>` prefix, each line in one write(2) so lines from several
-/// threads never interleave.
+/// Standard error with a `<N>` prefix on every line (journald reads each line on its own, so
+/// a message with line breaks keeps its priority throughout, and a logged value cannot forge
+/// another), each entry in one write(2) so that lines from several threads never interleave.
 private struct PrioritizedStandardError: TextOutputStream, Sendable {
     let priority: Int
 
     mutating func write(_ string: String) {
-        let line = "<\(priority)>" + string
-        line.utf8.withContiguousStorageIfAvailable { bytes in
+        let prefix = "<\(priority)>"
+        var text = string.hasSuffix("\n") ? String(string.dropLast()) : string
+        text = prefix + text.replacingOccurrences(of: "\n", with: "\n" + prefix) + "\n"
+        text.withUTF8 { bytes in
             var done = 0
             while done < bytes.count {
                 let written = Foundation.write(2, bytes.baseAddress! + done, bytes.count - done)

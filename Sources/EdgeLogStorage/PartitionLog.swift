@@ -135,7 +135,7 @@ public final class PartitionLog: @unchecked Sendable {
         }
         while index < segments.count {
             let segment = segments[index]
-            let limit = index == segments.count - 1 ? endPosition : segment.sizeBytes
+            let limit = endPositionOf(index, segments, endPosition)
             if let position = try segment.position(of: offset, limit: limit) { return (segment, position, limit) }
             index += 1
         }
@@ -182,7 +182,7 @@ public final class PartitionLog: @unchecked Sendable {
         }
         var total: Int64 = 0
         for index in first..<segments.count {
-            let limit = index == segments.count - 1 ? endPosition : segments[index].sizeBytes
+            let limit = endPositionOf(index, segments, endPosition)
             let start = index == first ? ((try? segments[index].position(of: offset, limit: limit)) ?? nil) ?? limit : 0
             total += limit - start
         }

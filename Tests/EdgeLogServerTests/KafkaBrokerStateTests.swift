@@ -56,6 +56,22 @@ import Testing
         log.close()
     }
 
+    @Test func aLateRestoreDoesNotRollBackProducersAcceptedMeanwhile() async throws {
+        let directory = NSTemporaryDirectory() + "producer-race-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = try PartitionLog.open(topic: "t", partition: 0, directory: directory, config: LogConfig(), logger: Self.logger).0
+        _ = try await log.append(batches: Self.batch(producer: 7, epoch: 0, sequence: 0, records: 10))
+        let table = ProducerStateTable()
+        let seven = ProducerStateTable.Key(topic: "t", partition: 0, producerId: 7)
+        // As if another connection had restored the partition and accepted sequence 10 (and
+        // this restore read the log before that batch was committed).
+        #expect(table.check(seven, epoch: 0, firstSequence: 10, records: 1) == .append)
+        try table.restoreIfNeeded(topic: "t", partition: 0, from: log)
+        #expect(table.check(seven, epoch: 0, firstSequence: 10, records: 1) == .duplicate(offset: nil), "still known as a retry")
+        #expect(table.check(seven, epoch: 0, firstSequence: 11, records: 1) == .append, "not rolled back to sequence 10")
+        log.close()
+    }
+
     @Test func idleProducersAreForgottenAfterADay() {
         let table = ProducerStateTable()
         let start = ContinuousClock.now

@@ -2,6 +2,7 @@ import EdgeLogKafka
 import EdgeLogStorage
 import Foundation
 import NIOCore
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -490,6 +491,38 @@ struct KafkaListenerTests {
                 expectedRecords = records
             }
         }
+    }
+
+    /// A client that keeps sending fetches but never reads their answers cannot hold up a
+    /// graceful stop: its connection is closed when the listener shuts down.
+    @Test func aClientThatStopsReadingDoesNotHoldUpTheStop() async throws {
+        let daemon = try await Self.daemon()
+        defer { daemon.remove() }
+        // Values that do not compress (the topic's batches are gzip): each answer is ~300 kB.
+        let body = (0..<1000).map { #"{"value":"\#($0) \#((0..<8).map { _ in UUID().uuidString }.joined())"}"# }
+            .joined(separator: "\n")
+        let (status, _) = try await daemon.request(
+            .POST, "/v1/topics/events/records?partition=0", contentType: "application/x-ndjson", body: body)
+        #expect(status == 200)
+        var fetch = ByteBuffer()
+        try FetchRequest(maxWaitMs: 0, minBytes: 1, maxBytes: 1 << 20, topics: [
+            .init(topic: "events", partitions: [.init(partition: 0, fetchOffset: 0, partitionMaxBytes: 1 << 20)])
+        ]).write(to: &fetch, version: 11)
+        let socket = try RawSocket(port: daemon.kafkaPort)
+        let request = Array(fetch.readableBytesView)
+        let sent = Atomic<Int>(0)
+        let sender = Thread {
+            for correlationId in 1...2000 {  // blocks once the broker stops reading; ends when it closes
+                socket.sendRequest(apiKey: 1, version: 11, correlationId: Int32(correlationId), body: request)
+                sent.add(1, ordering: .relaxed)
+            }
+        }
+        sender.start()
+        // Answers of ~300 kB each: far more than the socket buffers hold, so the writer is stuck.
+        let stuck = try await eventually(timeout: .seconds(20)) { sent.load(ordering: .relaxed) >= 200 }
+        #expect(stuck)
+        #expect(try await daemon.stop(timeout: .seconds(25)) == 0, "stopped cleanly: \(daemon.stderr.suffix(2000))")
+        socket.shutdownWrite()
     }
 
     @Test func acksZeroGetsNoAnswerAndSnappyIsRefusedClearly() async throws {

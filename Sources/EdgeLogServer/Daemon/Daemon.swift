@@ -40,7 +40,8 @@ public enum Daemon {
             // (no pets) makes systemd restart it.
             WatchdogService(notifier: notifier, logger: logger, isHealthy: { !stall.isStalled }),
             LogService(manager: manager, logger: logger),
-            HangSimulationService(stalled: stall, logger: logger),
+            HangSimulationService(
+                stalled: stall, enabled: ProcessInfo.processInfo.environment["EDGELOG_HANG_SIGNAL"] == "1", logger: logger),
         ]
         // After the log (so it stops first and writes its checkpoints while the log is open).
         let replication = config.upstreams.isEmpty

@@ -3,19 +3,26 @@ import ServiceLifecycle
 import Synchronization
 import UnixSignals
 
-/// SIGUSR2 makes the daemon behave as if it hung, for the systemd watchdog only: it keeps
-/// serving, but ``WatchdogService`` stops sending `WATCHDOG=1`, so systemd kills it
-/// `WatchdogSec=` later and `Restart=on-failure` brings it back. This is how
-/// `scripts/test-systemd` proves the watchdog restarts a stuck daemon without having to
-/// wedge a real thread. A second SIGUSR2 resumes the petting.
+/// With `EDGELOG_HANG_SIGNAL=1` in its environment, SIGUSR2 makes the daemon behave as if it
+/// hung, for the systemd watchdog only: it keeps serving, but ``WatchdogService`` stops
+/// sending `WATCHDOG=1`, so systemd kills it `WatchdogSec=` later and `Restart=on-failure`
+/// brings it back. This is how `scripts/test-systemd` proves the watchdog restarts a stuck
+/// daemon without having to wedge a real thread. A second SIGUSR2 resumes the petting.
+/// Without the variable SIGUSR2 is logged and ignored (its default action would kill the
+/// daemon).
 struct HangSimulationService: Service {
     let stalled: WatchdogStall
+    let enabled: Bool
     let logger: Logger
 
     func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sigusr2)
         await cancelWhenGracefulShutdown {
             for await _ in signals {
+                guard enabled else {
+                    logger.notice("SIGUSR2 ignored (EDGELOG_HANG_SIGNAL=1 makes it simulate a hang for the watchdog)")
+                    continue
+                }
                 let nowStalled = stalled.toggle()
                 logger.warning(
                     nowStalled

@@ -42,7 +42,8 @@ final class GroupOffsetStore: Sendable {
                 loaded[topic] = Dictionary(uniqueKeysWithValues: partitions.compactMap { key, value in Int32(key).map { ($0, value) } })
             }
         }
-        cache.withLock { $0[group] = loaded }
+        // Only groups with offsets are cached: asking about any name must not grow memory.
+        if !loaded.isEmpty { cache.withLock { $0[group] = loaded } }
         return loaded
     }
 

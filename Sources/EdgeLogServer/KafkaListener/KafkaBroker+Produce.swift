@@ -75,7 +75,9 @@ extension KafkaBroker {
             do {
                 try producers.restoreIfNeeded(topic: topic, partition: index, from: log)
             } catch {
-                return answer(.kafkaStorageError, "cannot read the producer state of \(topic)-\(index): \(error)")
+                logger.error(
+                    "cannot rebuild the idempotent producers of \(topic)-\(index) from the log; they start afresh",
+                    metadata: ["edgelog.error": "\(error)"])
             }
             switch producers.check(key, epoch: batch.producerEpoch, firstSequence: batch.baseSequence, records: batch.lastOffsetDelta + 1) {
             case .append:

@@ -83,81 +83,108 @@ public final class KafkaListener: Service, Sendable {
         let peer = connection.channel.remoteAddress.map { "\($0)" } ?? "?"
         let session = KafkaSession(peer: peer, sendsFiles: sendsFiles)
         let slots = AnswerSlots(Self.maxPendingAnswers)
-        do {
-            try await connection.executeThenClose { inbound, _ in
-                let (answers, queue) = AsyncStream.makeStream(of: Task<ResponseFrame?, Never>.self)
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    let channel = connection.channel
-                    group.addTask {
-                        defer { slots.close() }
-                        do {
-                            for await answer in answers {
-                                defer { slots.release() }
-                                guard let frame = await answer.value else { continue }  // acks=0: no answer
-                                guard !frame.isEmpty else { throw KafkaListenerError.unanswerable }
-                                try await Self.write(frame, to: channel, sendingFiles: sendsFiles)
-                            }
-                        } catch {
-                            channel.close(promise: nil)  // ends the read loop too
-                            throw error
-                        }
-                    }
-                    defer { queue.finish() }
-                    for try await frame in inbound {
-                        guard await slots.acquire() else { break }
-                        switch broker.start(frame, session: session) {
-                        case .respond(let answer):
-                            queue.yield(answer)
-                            if session.closeAfterAnswer {
-                                queue.finish()
-                                try await group.waitForAll()
-                                return
-                            }
-                        case .close(let reason):
-                            logger.notice("closing Kafka connection", metadata: ["edgelog.peer": "\(peer)", "edgelog.reason": "\(reason)"])
-                            queue.finish()
-                            try await group.waitForAll()
-                            return
-                        }
-                    }
-                    queue.finish()
-                    try await group.waitForAll()
+        // Shutdown cancels this task. Closing the channel then fails the writes in flight and
+        // ends the read loop, so a client that stopped reading cannot hold up the stop.
+        await withTaskCancellationHandler {
+            do {
+                try await connection.executeThenClose { inbound, _ in
+                    try await exchange(inbound: inbound, channel: connection.channel, session: session, slots: slots)
                 }
+            } catch {
+                logger.debug("Kafka connection ended", metadata: ["edgelog.peer": "\(peer)", "edgelog.error": "\(error)"])
             }
-        } catch {
-            logger.debug("Kafka connection ended", metadata: ["edgelog.peer": "\(peer)", "edgelog.error": "\(error)"])
+        } onCancel: {
+            connection.channel.close(promise: nil)
         }
     }
 
-    /// Writes one answer and waits until the channel has taken all of it (so a slow reader
-    /// holds back the writer, and the next answer). Stored record sets go out as file
-    /// regions, sent with sendfile from a descriptor of their own that is closed once the
-    /// write completes or fails; on TLS they are read into memory first.
-    static func write(_ frame: ResponseFrame, to channel: any Channel, sendingFiles: Bool) async throws {
-        var written: [EventLoopFuture<Void>] = []
-        written.reserveCapacity(frame.pieces.count)
-        for piece in frame.pieces {
-            switch piece {
-            case .bytes(let bytes):
-                guard bytes.readableBytes > 0 else { continue }
-                written.append(channel.write(IOData.byteBuffer(bytes)))
-            case .stored(let span) where sendingFiles:
-                // Out of descriptors (EMFILE): the bytes go through memory instead.
-                guard let descriptor = try? span.duplicateDescriptor() else {
-                    written.append(channel.write(IOData.byteBuffer(try span.read(allocator: channel.allocator))))
-                    continue
+    /// Reads requests and starts them in order; a second task writes their answers in the
+    /// same order as they finish.
+    private func exchange(
+        inbound: NIOAsyncChannelInboundStream<ByteBuffer>, channel: any Channel, session: KafkaSession, slots: AnswerSlots
+    ) async throws {
+        let (answers, queue) = AsyncStream.makeStream(of: Task<ResponseFrame?, Never>.self)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                defer { slots.close() }
+                var previous: EventLoopFuture<Void>?
+                do {
+                    for await answer in answers {
+                        defer { slots.release() }
+                        guard let frame = await answer.value else { continue }  // acks=0: no answer
+                        guard !frame.isEmpty else { throw KafkaListenerError.unanswerable }
+                        let written = try Self.write(frame, to: channel)
+                        // One answer may still be on its way while the next is handed over;
+                        // a client that reads slower holds the writer back here.
+                        try await previous?.get()
+                        previous = written
+                    }
+                    try await previous?.get()
+                } catch {
+                    channel.close(promise: nil)  // ends the read loop too
+                    throw error
                 }
-                let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor)
-                let start = Int(span.position)
-                let future = channel.write(IOData.fileRegion(FileRegion(fileHandle: handle, readerIndex: start, endIndex: start + span.length)))
-                future.whenComplete { _ in try? handle.close() }
-                written.append(future)
-            case .stored(let span):
-                written.append(channel.write(IOData.byteBuffer(try span.read(allocator: channel.allocator))))
             }
+            defer { queue.finish() }
+            for try await frame in inbound {
+                guard await slots.acquire() else { break }
+                switch broker.start(frame, session: session) {
+                case .respond(let answer):
+                    queue.yield(answer)
+                    if session.closeAfterAnswer {
+                        queue.finish()
+                        try await group.waitForAll()
+                        return
+                    }
+                case .close(let reason):
+                    logger.notice("closing Kafka connection", metadata: ["edgelog.peer": "\(session.peer)", "edgelog.reason": "\(reason)"])
+                    queue.finish()
+                    try await group.waitForAll()
+                    return
+                }
+            }
+            queue.finish()
+            try await group.waitForAll()
         }
-        channel.flush()
-        for future in written { try await future.get() }
+    }
+
+    /// Hands one answer to the channel in a single event-loop turn and returns the write of
+    /// its last piece. Stored record sets go out as file regions (sendfile) on a descriptor of
+    /// their own, closed once the write completes or fails; when none can be had (EMFILE)
+    /// they are read into memory instead.
+    static func write(_ frame: ResponseFrame, to channel: any Channel) throws -> EventLoopFuture<Void> {
+        var pieces: [(data: IOData, handle: NIOFileHandle?)] = []
+        pieces.reserveCapacity(frame.pieces.count)
+        do {
+            for piece in frame.pieces {
+                switch piece {
+                case .bytes(let bytes):
+                    if bytes.readableBytes > 0 { pieces.append((.byteBuffer(bytes), nil)) }
+                case .stored(let span):
+                    if let descriptor = try? span.duplicateDescriptor() {
+                        let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor)
+                        let start = Int(span.position)
+                        pieces.append((.fileRegion(FileRegion(fileHandle: handle, readerIndex: start, endIndex: start + span.length)), handle))
+                    } else {
+                        pieces.append((.byteBuffer(try span.read(allocator: channel.allocator)), nil))
+                    }
+                }
+            }
+        } catch {
+            for piece in pieces { try? piece.handle?.close() }
+            throw error
+        }
+        let done = channel.eventLoop.makePromise(of: Void.self)
+        channel.eventLoop.execute {
+            for (index, piece) in pieces.enumerated() {
+                let written = channel.write(piece.data)
+                if let handle = piece.handle { written.whenComplete { _ in try? handle.close() } }
+                if index == pieces.count - 1 { written.cascade(to: done) }
+            }
+            if pieces.isEmpty { done.succeed() }
+            channel.flush()
+        }
+        return done.futureResult
     }
 }
 

@@ -50,41 +50,67 @@ final class ProducerStateTable: Sendable {
         var partition: Int32
     }
 
-    private let producers = Mutex<[Key: Producer]>([:])
-    /// Partitions whose producers were rebuilt from the log since the start.
-    private let restored = Mutex<Set<PartitionKey>>([])
+    private struct State {
+        var producers: [Key: Producer] = [:]
+        /// Partitions whose producers were rebuilt from the log since the start.
+        var restored: Set<PartitionKey> = []
+    }
+
+    private let state = Mutex(State())
 
     /// Rebuilds the producers of a partition from its stored batches, once per start; later
     /// calls return at once. Call before the first `check` for the partition.
+    ///
+    /// The log is read outside the lock; the result is merged only into producers the table
+    /// does not know yet, so a connection that restored and accepted batches meanwhile is not
+    /// rolled back by another one whose read of the log is older.
     func restoreIfNeeded(topic: String, partition: Int32, from log: PartitionLog) throws(StorageError) {
         let key = PartitionKey(topic: topic, partition: partition)
-        guard restored.withLock({ !$0.contains(key) }) else { return }
-        let batches = try log.producerBatches(inLast: Self.restoreWindowBytes)
-        producers.withLock { producers in
-            for batch in batches {
-                let producerKey = Key(topic: topic, partition: partition, producerId: batch.producerId)
-                let last = Self.add(batch.baseSequence, batch.recordCount - 1)
-                var producer = producers[producerKey]
-                if producer == nil || batch.producerEpoch > producer!.epoch {
-                    producer = Producer(epoch: batch.producerEpoch, nextSequence: 0, recent: [])
-                }
-                producer!.recent.append((batch.baseSequence, last, batch.baseOffset))
-                if producer!.recent.count > 5 { producer!.recent.removeFirst() }
-                producer!.nextSequence = Self.add(last, 1)
-                producers[producerKey] = producer
+        guard state.withLock({ !$0.restored.contains(key) }) else { return }
+        let rebuilt: [Key: Producer]
+        do {
+            rebuilt = try Self.rebuild(topic: topic, partition: partition, from: log.producerBatches(inLast: Self.restoreWindowBytes))
+        } catch {
+            // Marked restored all the same: the partition's producers start afresh (at least
+            // once) rather than every produce failing on the same unreadable header.
+            state.withLock { _ = $0.restored.insert(key) }
+            throw error
+        }
+        state.withLock { state in
+            guard state.restored.insert(key).inserted else { return }
+            for (producerKey, producer) in rebuilt where state.producers[producerKey] == nil {
+                state.producers[producerKey] = producer
             }
         }
-        restored.withLock { _ = $0.insert(key) }
+    }
+
+    /// Each producer's state after the batches, oldest first, as if they had just been
+    /// appended: the log's order is the truth, so a change of epoch either way starts over.
+    private static func rebuild(topic: String, partition: Int32, from batches: [ProducerBatch]) -> [Key: Producer] {
+        var producers: [Key: Producer] = [:]
+        for batch in batches {
+            let key = Key(topic: topic, partition: partition, producerId: batch.producerId)
+            let last = add(batch.baseSequence, batch.recordCount - 1)
+            var producer = producers[key] ?? Producer(epoch: batch.producerEpoch, nextSequence: 0, recent: [])
+            if producer.epoch != batch.producerEpoch {
+                producer = Producer(epoch: batch.producerEpoch, nextSequence: 0, recent: [])
+            }
+            producer.recent.append((batch.baseSequence, last, batch.baseOffset))
+            if producer.recent.count > 5 { producer.recent.removeFirst() }
+            producer.nextSequence = add(last, 1)
+            producers[key] = producer
+        }
+        return producers
     }
 
     /// Checks a batch and, when it is to be appended, records it as the producer's newest.
     func check(_ key: Key, epoch: Int16, firstSequence: Int32, records: Int32, now: ContinuousClock.Instant = .now) -> Verdict {
         let last = Self.add(firstSequence, records - 1)
-        return producers.withLock { producers in
-            producers[key]?.lastSeen = now
-            guard var producer = producers[key], epoch <= producer.epoch else {
+        return state.withLock { state in
+            state.producers[key]?.lastSeen = now
+            guard var producer = state.producers[key], epoch <= producer.epoch else {
                 // A new producer, or a new epoch of one: start from its sequence.
-                producers[key] = Producer(epoch: epoch, nextSequence: Self.add(last, 1), recent: [(firstSequence, last, nil)], lastSeen: now)
+                state.producers[key] = Producer(epoch: epoch, nextSequence: Self.add(last, 1), recent: [(firstSequence, last, nil)], lastSeen: now)
                 return .append
             }
             if epoch < producer.epoch { return .staleEpoch(current: producer.epoch) }
@@ -93,7 +119,7 @@ final class ProducerStateTable: Sendable {
                 producer.recent.append((firstSequence, last, nil))
                 if producer.recent.count > 5 { producer.recent.removeFirst() }
                 producer.nextSequence = Self.add(last, 1)
-                producers[key] = producer
+                state.producers[key] = producer
                 return .append
             }
             if let stored = producer.recent.first(where: { $0.first == firstSequence && $0.last == last }) {
@@ -105,36 +131,38 @@ final class ProducerStateTable: Sendable {
 
     /// Records where an accepted batch landed, for answering its retries.
     func committed(_ key: Key, firstSequence: Int32, offset: Int64) {
-        producers.withLock { producers in
-            guard var producer = producers[key],
+        state.withLock { state in
+            guard var producer = state.producers[key],
                 let index = producer.recent.firstIndex(where: { $0.first == firstSequence })
             else { return }
             producer.recent[index].offset = offset
-            producers[key] = producer
+            state.producers[key] = producer
         }
     }
 
     /// Marks a producer whose append failed; it must begin a new epoch (or take a new id).
     func failed(_ key: Key) {
-        producers.withLock { $0[key]?.broken = true }
+        state.withLock { $0.producers[key]?.broken = true }
     }
 
     /// Forgets producers idle for longer than `expiry`; returns how many.
     @discardableResult
     func expire(now: ContinuousClock.Instant = .now, after expiry: Duration = ProducerStateTable.expiry) -> Int {
-        producers.withLock { producers in
-            let before = producers.count
-            producers = producers.filter { now - $0.value.lastSeen < expiry }
-            return before - producers.count
+        state.withLock { state in
+            let before = state.producers.count
+            state.producers = state.producers.filter { now - $0.value.lastSeen < expiry }
+            return before - state.producers.count
         }
     }
 
-    var count: Int { producers.withLock { $0.count } }
+    var count: Int { state.withLock { $0.producers.count } }
 
     /// Forgets every producer of a topic (deleted).
     func forget(topic: String) {
-        producers.withLock { producers in producers = producers.filter { $0.key.topic != topic } }
-        restored.withLock { restored in restored = restored.filter { $0.topic != topic } }
+        state.withLock { state in
+            state.producers = state.producers.filter { $0.key.topic != topic }
+            state.restored = state.restored.filter { $0.topic != topic }
+        }
     }
 
     /// Kafka's sequence arithmetic: wraps from Int32.max to 0.
