@@ -525,6 +525,26 @@ struct KafkaListenerTests {
         socket.shutdownWrite()
     }
 
+    /// Out of file descriptors, accepting fails (EMFILE); the listener logs it (rate-limited)
+    /// and keeps accepting once descriptors are free again, instead of stopping for good.
+    @Test func runningOutOfDescriptorsDoesNotEndTheListener() async throws {
+        let daemon = try await Self.daemon()
+        defer { daemon.remove() }
+        let pid = try #require(daemon.process?.processIdentifier)
+        let lowered = try DaemonProcess.runProgram("/usr/bin/prlimit", ["--pid", "\(pid)", "--nofile=64:64"])
+        #expect(lowered.0 == 0, "\(lowered.2)")
+        var sockets: [RawSocket] = []
+        for _ in 0..<100 { if let socket = try? RawSocket(port: daemon.kafkaPort) { sockets.append(socket) } }
+        let refused = try await eventually { daemon.stderr.contains("could not accept a connection") }
+        #expect(refused, "EMFILE was reached and logged")
+        sockets.removeAll()
+        _ = try DaemonProcess.runProgram("/usr/bin/prlimit", ["--pid", "\(pid)", "--nofile=65536:65536"])
+        let listed = try DaemonProcess.runProgram(Self.kcat, ["-b", "127.0.0.1:\(daemon.kafkaPort)", "-L", "-m", "10"])
+        #expect(listed.0 == 0 && listed.1.contains("topic \"events\""), "still accepting: \(listed.2)")
+        #expect(daemon.stderr.components(separatedBy: "could not accept").count - 1 <= 3, "rate-limited")
+        #expect(try await daemon.stop() == 0)
+    }
+
     @Test func acksZeroGetsNoAnswerAndSnappyIsRefusedClearly() async throws {
         let daemon = try await Self.daemon()
         defer { daemon.remove() }

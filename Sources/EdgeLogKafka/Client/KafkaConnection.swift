@@ -36,7 +36,7 @@ public final class KafkaConnection: Sendable {
         let handshake = group.next().makePromise(of: Void.self)
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(.nanoseconds(Self.nanoseconds(configuration.connectTimeout)))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { [sslContext] channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let sslContext {

@@ -37,7 +37,12 @@ public final class KafkaListener: Service, Sendable {
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .serverChannelInitializer { [logger] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptErrorLogger(logger: logger))
+                }
+            }
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .bind(host: settings.host, port: settings.port) { [tls] channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
@@ -185,6 +190,39 @@ public final class KafkaListener: Service, Sendable {
             channel.flush()
         }
         return done.futureResult
+    }
+}
+
+/// Keeps a failed accept from ending the listener: errors on the listening socket (EMFILE when
+/// out of descriptors, an accepted socket whose options cannot be set) are logged and dropped
+/// here instead of reaching the accept loop, which would stop at the first one. The failed
+/// connection is closed; the next one is accepted as usual. Out of descriptors, accept fails
+/// thousands of times a second, so the log gets one line per 10 s with the count.
+final class AcceptErrorLogger: ChannelInboundHandler {
+    typealias InboundIn = any Channel
+    private let logger: Logger
+    private var lastLogged: NIODeadline?
+    private var suppressed = 0
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(data)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let now = NIODeadline.now()
+        if let lastLogged, now - lastLogged < .seconds(10) {
+            suppressed += 1
+            return
+        }
+        logger.warning(
+            "Kafka listener could not accept a connection",
+            metadata: ["edgelog.error": "\(error)", "edgelog.failures_since_last_report": "\(suppressed)"])
+        lastLogged = now
+        suppressed = 0
     }
 }
 
