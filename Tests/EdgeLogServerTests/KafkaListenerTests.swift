@@ -30,6 +30,14 @@ struct KafkaListenerTests {
         return daemon
     }
 
+    /// Whether an edge's one upstream reports no lag, in total and for each of its partitions.
+    static func replicationCaughtUp(_ edge: DaemonProcess, partitions: Int, timeout: Duration) async throws -> Bool {
+        try await eventually(timeout: timeout) {
+            let (_, answer) = try await edge.request(.GET, "/v1/replication")
+            return answer.components(separatedBy: #""lag_records":0"#).count - 1 == partitions + 1
+        }
+    }
+
     @Test func kcatListsProducesAndConsumes() async throws {
         let daemon = try await Self.daemon()
         defer { daemon.remove() }
@@ -322,10 +330,7 @@ struct KafkaListenerTests {
         let body = (0..<400).map { #"{"key":"pump-\#($0 % 9)","value":"reading \#($0)"}"# }.joined(separator: "\n")
         let (status, _) = try await edge.request(.POST, "/v1/topics/sensors/records", contentType: "application/x-ndjson", body: body)
         #expect(status == 200)
-        let caughtUp = try await eventually(timeout: .seconds(30)) {
-            let (_, answer) = try await edge.request(.GET, "/v1/replication")
-            return answer.components(separatedBy: #""lag_records":0"#).count - 1 == 3  // upstream + 2 partitions
-        }
+        let caughtUp = try await Self.replicationCaughtUp(edge, partitions: 2, timeout: .seconds(30))
         #expect(caughtUp)
         let records = try readUpstream(bootstrap: "127.0.0.1:\(hub.kafkaPort)", topic: "site7.sensors", expect: 400, timeout: 30, extraWait: 0.5)
         #expect(records.count == 400, "every record once in the hub")
@@ -367,10 +372,7 @@ struct KafkaListenerTests {
             let (status, _) = try await edge.request(.POST, "/v1/topics/sensors/records", contentType: "application/x-ndjson", body: body)
             #expect(status == 200)
         }
-        let caughtUp = try await eventually(timeout: .seconds(60)) {
-            let (_, answer) = try await edge.request(.GET, "/v1/replication")
-            return answer.components(separatedBy: #""lag_records":0"#).count - 1 == 3
-        }
+        let caughtUp = try await Self.replicationCaughtUp(edge, partitions: 2, timeout: .seconds(60))
         #expect(caughtUp)
         let records = try readUpstream(bootstrap: "127.0.0.1:\(hub.kafkaPort)", topic: "sensors", expect: requests * 50, timeout: 30, extraWait: 1)
         #expect(records.count == requests * 50, "every record exactly once in the hub")
