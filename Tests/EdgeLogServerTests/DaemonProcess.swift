@@ -21,6 +21,9 @@ final class DaemonProcess: @unchecked Sendable {
     let configPath: String
     private(set) var process: Process?
     private let stderrPath: String
+    /// Added to the daemon's environment at every `start()` (LD_PRELOAD for the power-cut
+    /// simulation, say).
+    var environment: [String: String] = [:]
 
     /// `kafkaConfig` goes into the `[kafka]` table (TLS, users).
     init(extraConfig: String = "", kafkaConfig: String = "", port: Int = DaemonProcess.freePort()) throws {
@@ -56,6 +59,9 @@ final class DaemonProcess: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["serve", "--config", configPath]
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
         handle.seekToEndOfFile()

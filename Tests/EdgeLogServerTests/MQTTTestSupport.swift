@@ -30,9 +30,17 @@ final class MQTTTestBroker: @unchecked Sendable {
     let tlsCAFile: String?
     private var pid: pid_t = 0
 
+    /// Lines appended to the configuration (`sys_interval 1`, queue limits).
+    let extraConfiguration: [String]
+
     /// A broker on a new port; not started when `start` is false. With `tls`, the listener
     /// speaks TLS only, with a certificate from a CA made for the test by openssl.
-    init(persistence: Bool = false, start: Bool = true, tls: Bool = false) throws {
+    /// `maxQueuedMessages` replaces the test default of 100000.
+    init(
+        persistence: Bool = false, start: Bool = true, tls: Bool = false, maxQueuedMessages: Int = 100_000,
+        extraConfiguration: [String] = []
+    ) throws {
+        self.extraConfiguration = ["max_queued_messages \(maxQueuedMessages)"] + extraConfiguration
         self.directory = NSTemporaryDirectory() + "edgelog-mqtt-broker-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.port = try Self.freePort()
@@ -71,9 +79,10 @@ final class MQTTTestBroker: @unchecked Sendable {
             "persistence_location \(directory)/",
             "log_dest file \(logFile)",
             "log_type all",
-            // Room for everything a test publishes while edgelog is away (default 1000).
-            "max_queued_messages 100000",
         ]
+        // By default room for everything a test publishes while edgelog is away (the
+        // broker's default is 1000).
+        lines += extraConfiguration
         // As root, mosquitto switches to the mosquitto user, which cannot write here.
         if getuid() == 0 { lines.append("user root") }
         try (lines.joined(separator: "\n") + "\n").write(toFile: directory + "/mosquitto.conf", atomically: true, encoding: .utf8)

@@ -233,6 +233,8 @@ extension EdgelogConfig {
         broker.ack = try table.choice("ack", AckMode.self) ?? .durable
         broker.connections = try table.int("connections", in: 1...64) ?? 1
         broker.sharedGroup = try table.string("shared_group") ?? broker.sharedGroup
+        broker.receiveMaximum = try table.int("receive_maximum", in: 1...65535) ?? broker.receiveMaximum
+        broker.brokerStats = try table.bool("broker_stats") ?? broker.brokerStats
         try table.rejectUnknownKeys()
         return broker
     }

@@ -81,6 +81,12 @@ public struct EdgelogConfig: Sendable, Equatable {
         public var ack: AckMode = .durable
         public var connections = 1
         public var sharedGroup = "edgelog"
+        /// MQTT v5 Receive Maximum: how many QoS 1 messages the broker may send before it
+        /// must wait for PUBACKs, so the largest group one commit acknowledges.
+        public var receiveMaximum = 1_000
+        /// Subscribe to the broker's `$SYS` counters (dropped messages, stored messages,
+        /// connected clients).
+        public var brokerStats = true
 
         public init(name: String) { self.name = name }
     }

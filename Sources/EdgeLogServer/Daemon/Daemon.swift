@@ -47,7 +47,8 @@ public enum Daemon {
         let replication = config.upstreams.isEmpty
             ? nil : try ReplicationService(upstreams: config.upstreams, manager: manager, logger: logger)
         if let replication { services.append(replication) }
-        services += MQTTServices.make(config: config, ingestor: ingestor, logger: logger)
+        let mqtt = MQTTServices.make(config: config, ingestor: ingestor, logger: logger)
+        services += mqtt as [any Service]
         if config.kafka.enabled { services.append(KafkaListener(config: config, manager: manager, logger: logger)) }
         let markReady: @Sendable () -> Void = {
             guard state.phase == .starting else { return }
@@ -59,7 +60,7 @@ public enum Daemon {
             let api = HTTPAPI(
                 ingestor: ingestor, state: state,
                 settings: .init(maxBodyBytes: config.http.maxBodyBytes, authToken: config.http.authToken),
-                replication: replication,
+                replication: replication, mqtt: mqtt,
                 metrics: {
                     replication?.updateMetrics()
                     diskGauge.record(manager.budget?.usedBytes ?? FileSystem.usedBytes(under: config.server.dataDirectory))

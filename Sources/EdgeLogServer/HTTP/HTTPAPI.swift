@@ -29,13 +29,15 @@ public struct HTTPAPI: Sendable {
     /// Renders the metrics in Prometheus' text format; nil: /metrics is 404.
     let metrics: (@Sendable () -> ByteBuffer)?
     let replication: ReplicationService?
+    let mqtt: [MQTTIngestService]
     let startedAt = Date()
 
     public init(
         ingestor: Ingestor, state: DaemonState, settings: Settings, replication: ReplicationService? = nil,
-        metrics: (@Sendable () -> ByteBuffer)?
+        mqtt: [MQTTIngestService] = [], metrics: (@Sendable () -> ByteBuffer)?
     ) {
         self.replication = replication
+        self.mqtt = mqtt
         self.ingestor = ingestor
         self.state = state
         self.settings = settings
@@ -221,6 +223,12 @@ public struct HTTPAPI: Sendable {
 
     func listTopics() -> Response {
         Self.json(.ok) { json in
+            if !mqtt.isEmpty {
+                json.key("mqtt")
+                json.beginArray()
+                for service in mqtt { Self.writeMQTTStatus(&json, service) }
+                json.endArray()
+            }
             json.key("topics")
             json.beginArray()
             for name in manager.topicNames {
@@ -318,6 +326,12 @@ public struct HTTPAPI: Sendable {
                     if let error = errors.first { json.field("last_error", error) }
                     json.endObject()
                 }
+                json.endArray()
+            }
+            if !mqtt.isEmpty {
+                json.key("mqtt")
+                json.beginArray()
+                for service in mqtt { Self.writeMQTTStatus(&json, service) }
                 json.endArray()
             }
             json.key("topics")

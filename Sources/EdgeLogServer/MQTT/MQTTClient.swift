@@ -8,8 +8,8 @@ import EdgeLogStorage
 import Logging
 
 /// One connection to an MQTT broker through libmosquitto 2.0, with a persistent session and
-/// QoS 1 subscriptions, that hands every message to a handler which decides whether the broker
-/// gets its PUBACK.
+/// QoS 1 subscriptions, that hands every message to a handler and lets the broker have the
+/// PUBACKs only once the handler's commit of their group is done.
 ///
 /// ## Protocol and session
 /// MQTT v5 always (mosquitto 1.6 and later): shared subscriptions need it, and one code path is
@@ -24,61 +24,77 @@ import Logging
 /// `mosquitto_connect_bind_async`/`mosquitto_reconnect_async` sends them (libmosquitto 2.0.11
 /// lib/connect.c; checked: the session survives a reconnect and a broker restart).
 ///
+/// The CONNECT carries a Receive Maximum (`receiveMaximum`, libmosquitto's default is 20):
+/// how many QoS 1 messages the broker may have sent us and not yet seen acknowledged. A
+/// mosquitto 2.0 broker takes it as its window for a v5 client (src/property_broker.c: it
+/// replaces `max_inflight_messages`, which then only bounds v3.1.1 clients), so it is the
+/// largest group one commit can acknowledge.
+///
 /// Every filter is subscribed at QoS 1 on every connect (a broker that lost the session, say
 /// restarted without persistence, gets the subscriptions back), with a subscription
 /// identifier (its index in `Configuration.subscriptions` + 1, see `Message.isDelivered`) and
 /// retain handling 1, "retained messages only for a new subscription", so resubscribing after
-/// a reconnect does not replay every retained message into the log.
+/// a reconnect does not replay every retained message into the log. `systemTopics` (the
+/// broker's `$SYS` counters) are subscribed at QoS 0 without an identifier.
 ///
-/// ## The network thread
-/// Each client runs its own thread that calls `mosquitto_loop` (with `mosquitto_threaded_set`
-/// on), and reconnects with exponential backoff (`reconnectDelayMinMs` doubling up to
-/// `reconnectDelayMaxMs`, reset by a successful CONNACK), instead of `mosquitto_loop_start`
-/// and `mosquitto_reconnect_delay_set`. Observed with libmosquitto 2.0.11: when the first
-/// connection attempt fails — the broker is not up yet, the normal case at boot — the
-/// threaded loop never tries again (`mosquitto_connect_async` then `mosquitto_loop_start`,
-/// broker started 5 s later: no connection in 12 s; upstream issues eclipse/mosquitto#1903 and
-/// #3258, the latter also for TLS errors, after which its thread exits). Its reconnect delay
-/// is a plain sleep, so `mosquitto_loop_stop` waits out up to the whole maximum delay. Here
-/// the delay is a wait on a condition that `stop()` signals, and every error — a TLS
-/// handshake that fails (MOSQ_ERR_TLS), or the EPROTO that a refusal's `shutdown(2)` causes
-/// on a TLS connection, both of which end libmosquitto's own loop — just means reconnecting
-/// later (`MQTTClientTests` cover both with a TLS broker).
+/// ## Groups and PUBACKs
+/// libmosquitto 2.0 queues the PUBACK of a QoS 1 message before it calls `on_message`; in
+/// threaded mode a queued packet is written only when the client's loop writes (lib/
+/// packet_mosq.c `packet__queue`), and every write empties the whole queue. So the network
+/// thread decides when the broker hears of a message, and does not use `mosquitto_loop`
+/// (which writes whenever something is queued) once connected. Instead, each turn of its own
+/// loop (`MQTTClient+NetworkThread.swift`):
+/// 1. polls the socket; when readable, reads every PUBLISH the socket holds (up to
+///    `receiveMaximum` messages or `groupBytesMax` bytes), each handed to `onMessage`, which
+///    accepts it into the current group;
+/// 2. calls `onGroupEnd(.commit)`, which starts the group's commit and returns it, and waits
+///    for it — sending MQTT PINGREQs itself meanwhile, so a slow disk does not cost the
+///    connection its keepalive;
+/// 3. writes the queued PUBACKs (`mosquitto_loop_write`) only after a successful commit, then
+///    runs libmosquitto's keepalive (`mosquitto_loop_misc`).
+/// A turn starts to read only when the previous turn's packets are all written, so during a
+/// commit the outgoing queue holds whole, unwritten PUBACKs and nothing else, and a PINGREQ
+/// can go ahead of them on the socket (or, with TLS, through `SSL_write`).
 ///
-/// ## When the PUBACK goes out
-/// libmosquitto calls `on_message` for a QoS 1 message from inside its read of the PUBLISH, on
-/// the network thread; in threaded mode the PUBACK is only queued and written by a later
-/// iteration of the loop, after the callback has returned. So the handler can wait for the
-/// commit (`ack = durable`): the broker has no PUBACK until then, and a crash in between
-/// means redelivery.
+/// Before the CONNACK (and for the TLS handshake) the thread runs `mosquitto_loop` as
+/// libmosquitto intends; a message that arrives in such a call is committed inside
+/// `on_message` before the call can write its PUBACK.
 ///
-/// A handler that cannot store a message returns `.refuse`. The client then shuts the socket
-/// down (`shutdown(2)`, both directions) from inside the callback, before libmosquitto can
-/// write the PUBACK: the loop sees the connection end, reconnects after the backoff (longer
-/// with every consecutive refusal: 1, 2, 4 … 30 s, so a full disk does not make it spin), and
-/// the broker redelivers the message (DUP set) to the persistent session; `reconnect`
-/// discards the stale queued PUBACK. Every further message read on that connection (TLS may
-/// have more decrypted ones buffered) is refused the same way.
+/// A group that cannot be stored is refused: the client shuts the socket down (`shutdown(2)`,
+/// both directions) so none of the group's PUBACKs is written, reconnects after the backoff
+/// (longer with every consecutive refusal: 1, 2, 4 … 30 s, so a full disk does not make it
+/// spin), and the broker redelivers the messages (DUP set) to the persistent session;
+/// `reconnect` discards the stale queued PUBACKs. A handler may also refuse a single message
+/// (`onMessage` returns `.refuse`); then its whole group is refused the same way.
 ///
 /// Observed with libmosquitto and mosquitto 2.0.11 (C subscriber, strace on its socket, broker
 /// log): `mosquitto_disconnect()` inside `on_message` does NOT keep the PUBACK back: the loop
 /// writes the queued PUBACK (`40 02 00 03`) and then the DISCONNECT (`e0 00`), the broker logs
-/// "Received PUBACK" and never redelivers. (Only when another PUBLISH was already buffered
-/// did the connection die before the PUBACK was written, so it looks as if it works in a busy
-/// test.) It also stops libmosquitto's own reconnecting, since the client then counts as
-/// disconnected on purpose. With `shutdown(SHUT_RDWR)` inside the callback, nothing more was
+/// "Received PUBACK" and never redelivers. With `shutdown(SHUT_RDWR)`, nothing more was
 /// written on that socket; the client reconnected 1 s later with session-present 1 and the
 /// broker resent the message with DUP=1. `MQTTClientTests` repeat this against the broker.
+///
+/// ## Reconnecting
+/// The thread reconnects with exponential backoff (`reconnectDelayMinMs` doubling up to
+/// `reconnectDelayMaxMs`, reset by a successful CONNACK), instead of `mosquitto_loop_start`
+/// and `mosquitto_reconnect_delay_set`. Observed with libmosquitto 2.0.11: when the first
+/// connection attempt fails — the broker is not up yet, the normal case at boot — the
+/// threaded loop never tries again (upstream issues eclipse/mosquitto#1903 and #3258, the
+/// latter also for TLS errors, after which its thread exits). Its reconnect delay is a plain
+/// sleep, so `mosquitto_loop_stop` waits out up to the whole maximum delay. Here the delay
+/// is a wait on a condition that `stop()` signals, and every error — a failed TLS handshake,
+/// or the EPROTO that a refusal's `shutdown(2)` causes on a TLS connection — just means
+/// reconnecting later (`MQTTClientTests` cover both with a TLS broker).
 ///
 /// ## Thread rules
 /// - `init` configures the libmosquitto handle before any other thread can see it.
 /// - After `start()`, the handle and all the state marked "network thread" are used only on
-///   the network thread: the loop, every libmosquitto callback, the message and event
-///   handlers, and the clean stop run there, one at a time. The handlers may block (that is
-///   how `ack = durable` works) but must not call back into the client.
+///   the network thread: the loop, every libmosquitto callback, `onMessage`, `onGroupEnd`,
+///   `onEvent`, and the clean stop run there, one at a time. The handlers must not call back
+///   into the client; `onGroupEnd`'s commit is finished on another thread or task.
 /// - `start()` and `stop()` may be called from any thread or task; they only touch the state
-///   under `control`. `stop()` suspends until the network thread has finished its current
-///   message, written the PUBACKs it has queued and a DISCONNECT, and destroyed the handle.
+///   under `control`. `stop()` suspends until the network thread has finished the group it is
+///   committing, written the PUBACKs it has queued and a DISCONNECT, and destroyed the handle.
 /// - The userdata given to libmosquitto is an unretained pointer to the client; the network
 ///   thread holds a strong reference for as long as it runs, and callbacks only happen inside
 ///   libmosquitto calls made on that thread.
@@ -96,10 +112,17 @@ final class MQTTClient: @unchecked Sendable {
         var keepaliveSeconds = 30
         /// Filters subscribed at QoS 1 on every connect; subscription identifier = index + 1.
         var subscriptions: [String] = []
+        /// Topics subscribed at QoS 0 without an identifier (the broker's `$SYS` counters).
+        var systemTopics: [String] = []
+        /// MQTT v5 Receive Maximum: the broker's window of unacknowledged QoS 1 messages, and
+        /// so the largest group.
+        var receiveMaximum = 1_000
+        /// A read burst ends once its messages' payloads reach this many bytes.
+        var groupBytesMax = 16 * 1024 * 1024
         var reconnectDelayMinMs = 1_000
         var reconnectDelayMaxMs = 30_000
-        /// How long one `mosquitto_loop` call waits on the socket: bounds how late a stop
-        /// request is noticed when the connection is idle.
+        /// How long one poll of the socket waits: bounds how late a stop request is noticed
+        /// when the connection is idle.
         var pollIntervalMs: Int32 = 250
     }
 
@@ -141,13 +164,21 @@ final class MQTTClient: @unchecked Sendable {
         }
     }
 
-    /// What the handler decided about a message.
-    enum Disposition: Sendable {
-        /// Let libmosquitto send the PUBACK (QoS 1) once the handler has returned.
+    /// What the handler decided about a message or a group.
+    enum Disposition: Sendable, Equatable {
+        /// Let the PUBACK (QoS 1) go out once the group is committed.
         case acknowledge
         /// Never acknowledge it on this connection: the client drops the connection and the
-        /// broker redelivers the message to the persistent session after the reconnect.
+        /// broker redelivers the message (and the rest of its group) after the reconnect.
         case refuse
+    }
+
+    /// What `onGroupEnd` is asked to do with the messages it accepted since the last call.
+    enum GroupEnd: Sendable, Equatable {
+        /// Start committing them; the client waits for the commit before their PUBACKs.
+        case commit
+        /// Forget them: the connection is gone and the broker will send them again.
+        case discard
     }
 
     enum Event: Sendable, Equatable {
@@ -159,35 +190,42 @@ final class MQTTClient: @unchecked Sendable {
     }
 
     let configuration: Configuration
-    private let logger: Logger
-    private let onMessage: @Sendable (Message) -> Disposition
-    private let onEvent: @Sendable (Event) -> Void
+    let logger: Logger
+    let onMessage: @Sendable (Message) -> Disposition
+    let onGroupEnd: @Sendable (GroupEnd) -> MQTTGroupCommit?
+    let onEvent: @Sendable (Event) -> Void
 
     // Network thread (and `init` before `start`).
-    private var handle: OpaquePointer? = nil
-    private var isConnected = false
+    var handle: OpaquePointer? = nil
+    var isConnected = false
     /// The current connection has refused a message: refuse everything else it delivers.
-    private var isRefusing = false
-    private var connectFailures = 0
-    private var consecutiveRefusals = 0
-    private var pendingSubscriptions: [Int32: String] = [:]
+    var isRefusing = false
+    /// The thread is inside its own read burst (not inside `mosquitto_loop`).
+    var isReadingGroup = false
+    /// Messages and payload bytes accepted into the group being read.
+    var groupMessages = 0
+    var groupBytes = 0
+    var connectFailures = 0
+    var consecutiveRefusals = 0
+    var pendingSubscriptions: [Int32: String] = [:]
     /// A connection was up since the last failure was logged.
-    private var wasConnected = false
-    private var lastDisconnectReason: Int32? = nil
+    var wasConnected = false
+    var lastDisconnectReason: Int32? = nil
 
     // Under `control`.
-    private let control = BlockingCondition()
+    let control = BlockingCondition()
     private var isStarted = false
     private var isStopRequested = false
     private var isFinished = false
     private var finishWaiters: [CheckedContinuation<Void, Never>] = []
 
     // mqtt_protocol.h, which the CMosquitto shim does not include.
-    fileprivate static let propertySubscriptionIdentifier: Int32 = 11  // MQTT_PROP_SUBSCRIPTION_IDENTIFIER
-    private static let propertySessionExpiryInterval: Int32 = 17  // MQTT_PROP_SESSION_EXPIRY_INTERVAL
-    private static let subscribeOptionSendRetainNew: Int32 = 0x10  // MQTT_SUB_OPT_SEND_RETAIN_NEW
-    private static let success = Int32(truncatingIfNeeded: MOSQ_ERR_SUCCESS.rawValue)
-    private static let errnoError = Int32(truncatingIfNeeded: MOSQ_ERR_ERRNO.rawValue)
+    static let propertySubscriptionIdentifier: Int32 = 11  // MQTT_PROP_SUBSCRIPTION_IDENTIFIER
+    static let propertySessionExpiryInterval: Int32 = 17  // MQTT_PROP_SESSION_EXPIRY_INTERVAL
+    static let subscribeOptionSendRetainNew: Int32 = 0x10  // MQTT_SUB_OPT_SEND_RETAIN_NEW
+    static let success = Int32(truncatingIfNeeded: MOSQ_ERR_SUCCESS.rawValue)
+    static let errnoError = Int32(truncatingIfNeeded: MOSQ_ERR_ERRNO.rawValue)
+    static let noConnection = Int32(truncatingIfNeeded: MOSQ_ERR_NO_CONN.rawValue)
 
     /// `mosquitto_lib_init`, once per process.
     private static let libraryInitialized: Bool = {
@@ -197,6 +235,7 @@ final class MQTTClient: @unchecked Sendable {
     init(
         configuration: Configuration, logger: Logger,
         onMessage: @escaping @Sendable (Message) -> Disposition,
+        onGroupEnd: @escaping @Sendable (GroupEnd) -> MQTTGroupCommit? = { _ in nil },
         onEvent: @escaping @Sendable (Event) -> Void = { _ in }
     ) throws(MQTTClientError) {
         self.configuration = configuration
@@ -204,6 +243,7 @@ final class MQTTClient: @unchecked Sendable {
         logger[metadataKey: "edgelog.mqtt.client_id"] = "\(configuration.clientId)"
         self.logger = logger
         self.onMessage = onMessage
+        self.onGroupEnd = onGroupEnd
         self.onEvent = onEvent
         guard Self.libraryInitialized else { throw MQTTClientError("mosquitto_lib_init failed") }
         guard let handle = mosquitto_new(configuration.clientId, false, nil) else {
@@ -213,6 +253,9 @@ final class MQTTClient: @unchecked Sendable {
         mosquitto_user_data_set(handle, Unmanaged.passUnretained(self).toOpaque())
         try Self.check(mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5), "setting MQTT v5")
         try Self.check(mosquitto_threaded_set(handle, true), "setting threaded mode")
+        try Self.check(
+            mosquitto_int_option(handle, MOSQ_OPT_RECEIVE_MAXIMUM, Int32(configuration.receiveMaximum)),
+            "setting the Receive Maximum to \(configuration.receiveMaximum)")
         if let username = configuration.username {
             try Self.check(mosquitto_username_pw_set(handle, username, configuration.password), "setting the user name")
         }
@@ -256,6 +299,15 @@ final class MQTTClient: @unchecked Sendable {
         Unmanaged<MQTTClient>.fromOpaque(userdata!).takeUnretainedValue()
     }
 
+    /// Wraps a delivery for `onMessage`.
+    func message(from raw: mosquitto_message, properties: OpaquePointer?) -> Message {
+        let payload =
+            raw.payload.map { UnsafeRawBufferPointer(start: $0, count: Int(raw.payloadlen)) }
+            ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        return Message(
+            topic: String(cString: raw.topic), payload: payload, qos: raw.qos, retain: raw.retain, properties: properties)
+    }
+
     // MARK: Starting and stopping
 
     /// Starts the network thread, which connects (and keeps reconnecting) until `stop()`.
@@ -279,8 +331,8 @@ final class MQTTClient: @unchecked Sendable {
         pthread_detach(thread)
     }
 
-    /// Stops taking messages, lets the one being handled finish, writes the queued PUBACKs and
-    /// a DISCONNECT, and destroys the libmosquitto handle. Returns when all that is done.
+    /// Stops taking messages, lets the group being committed finish, writes the queued PUBACKs
+    /// and a DISCONNECT, and destroys the libmosquitto handle. Returns when all that is done.
     func stop() async {
         let wasStarted = control.withLock {
             isStopRequested = true
@@ -298,46 +350,13 @@ final class MQTTClient: @unchecked Sendable {
         }
     }
 
-    private var stopRequested: Bool { control.withLock { isStopRequested } }
+    var stopRequested: Bool { control.withLock { isStopRequested } }
 
-    // MARK: Network thread
+    /// `stopRequested` for a caller that holds `control`.
+    var stopRequestedLocked: Bool { isStopRequested }
 
-    private func runNetworkThread() {
-        var needsConnect = true
-        var isFirstAttempt = true
-        while !stopRequested {
-            if needsConnect {
-                let rc =
-                    isFirstAttempt
-                    ? mosquitto_connect_bind_async(
-                        handle, configuration.host, Int32(configuration.port), Int32(configuration.keepaliveSeconds), nil)
-                    : mosquitto_reconnect_async(handle)
-                isFirstAttempt = false
-                guard rc == Self.success else {
-                    logConnectionFailure(Self.describe(rc))
-                    waitBeforeReconnecting()
-                    continue
-                }
-                needsConnect = false
-            }
-            var rc = mosquitto_loop(handle, configuration.pollIntervalMs, 1)
-            // mosquitto_loop reads before it writes, so the PUBACK queued by a message handled
-            // in this call would wait until after the next message's handler (a whole commit
-            // later, with ack = durable). Write it now.
-            if rc == Self.success && mosquitto_want_write(handle) {
-                rc = mosquitto_loop_write(handle, 1)
-            }
-            if rc != Self.success {
-                // libmosquitto has closed the socket (and called on_disconnect if it was up).
-                if isConnected { didDisconnect(reasonCode: rc) }
-                logConnectionFailure(lastDisconnectReason.map(Self.describe) ?? Self.describe(rc))
-                needsConnect = true
-                waitBeforeReconnecting()
-            }
-        }
-        stopCleanly()
-        mosquitto_destroy(handle)
-        handle = nil
+    /// Called by the network thread as its last act.
+    func didFinish() {
         let waiters = control.withLock {
             isFinished = true
             let waiters = finishWaiters
@@ -347,156 +366,9 @@ final class MQTTClient: @unchecked Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    /// Logs the end of a connection, or the first failed attempt of a series at info and the
-    /// following ones at debug, so a broker that stays away does not flood the log.
-    private func logConnectionFailure(_ reason: String) {
-        let metadata: Logger.Metadata = [
-            "edgelog.mqtt.broker": "\(configuration.host):\(configuration.port)",
-            "edgelog.mqtt.reason": "\(reason)",
-        ]
-        if wasConnected {
-            logger.info("lost the connection to the MQTT broker; reconnecting", metadata: metadata)
-        } else if connectFailures == 0 {
-            logger.info("cannot connect to the MQTT broker; retrying with backoff", metadata: metadata)
-        } else {
-            logger.debug("cannot connect to the MQTT broker", metadata: metadata)
-        }
-        wasConnected = false
-        lastDisconnectReason = nil
-        connectFailures += 1
-    }
-
-    /// Waits the backoff delay, or less if `stop()` is called.
-    private func waitBeforeReconnecting() {
-        let attempt = max(connectFailures, consecutiveRefusals, 1)
-        let factor = 1 << min(attempt - 1, 20)
-        let delayMs = min(configuration.reconnectDelayMaxMs, configuration.reconnectDelayMinMs * factor)
-        let deadline = BlockingCondition.nowNanos() + UInt64(delayMs) * 1_000_000
-        control.withLock {
-            while !isStopRequested {
-                let now = BlockingCondition.nowNanos()
-                guard now < deadline else { break }
-                control.wait(timeoutNanos: deadline - now)
-            }
-        }
-    }
-
-    /// Writes the PUBACKs already queued for handled messages, then a DISCONNECT, without
-    /// reading (so without taking) another message; gives up after 2 s.
-    private func stopCleanly() {
-        guard mosquitto_socket(handle) >= 0 else { return }
-        if mosquitto_disconnect(handle) == Self.success {
-            let deadline = BlockingCondition.nowNanos() + 2_000_000_000
-            while case let fd = mosquitto_socket(handle), fd >= 0, BlockingCondition.nowNanos() < deadline {
-                var descriptor = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                _ = poll(&descriptor, 1, 100)
-                guard mosquitto_loop_write(handle, 1) == Self.success else { break }
-            }
-        }
-        if isConnected { didDisconnect(reasonCode: 0) }
-    }
-
-    // MARK: Callbacks (network thread)
-
-    private func didConnect(reasonCode: Int32, flags: Int32) {
-        guard reasonCode == 0 else {
-            logger.info(
-                "the MQTT broker refused the connection",
-                metadata: ["edgelog.mqtt.reason": "\(String(cString: mosquitto_reason_string(reasonCode))) (\(reasonCode))"])
-            return
-        }
-        let sessionPresent = flags & 1 == 1
-        isConnected = true
-        wasConnected = true
-        isRefusing = false
-        connectFailures = 0
-        logger.info(
-            "connected to the MQTT broker",
-            metadata: [
-                "edgelog.mqtt.broker": "\(configuration.host):\(configuration.port)",
-                "edgelog.mqtt.session_present": "\(sessionPresent)",
-            ])
-        onEvent(.connected(sessionPresent: sessionPresent))
-        pendingSubscriptions = [:]
-        for (index, filter) in configuration.subscriptions.enumerated() {
-            var properties: OpaquePointer? = nil
-            defer { mosquitto_property_free_all(&properties) }
-            var mid: Int32 = 0
-            var rc = mosquitto_property_add_varint(&properties, Self.propertySubscriptionIdentifier, UInt32(index + 1))
-            if rc == Self.success {
-                rc = mosquitto_subscribe_v5(handle, &mid, filter, 1, Self.subscribeOptionSendRetainNew, properties)
-            }
-            if rc == Self.success {
-                pendingSubscriptions[mid] = filter
-            } else {
-                logger.info(
-                    "cannot subscribe", metadata: ["edgelog.mqtt.filter": "\(filter)", "edgelog.mqtt.error": "\(Self.describe(rc))"])
-            }
-        }
-        if configuration.subscriptions.isEmpty { onEvent(.subscribed) }
-    }
-
-    private func didSubscribe(mid: Int32, count: Int32, granted: UnsafePointer<Int32>?) {
-        guard let filter = pendingSubscriptions.removeValue(forKey: mid) else { return }
-        for index in 0..<Int(count) {
-            let code = granted?[index] ?? 0x80
-            if code >= 0x80 {
-                logger.info(
-                    "the MQTT broker refused a subscription",
-                    metadata: [
-                        "edgelog.mqtt.filter": "\(filter)",
-                        "edgelog.mqtt.reason": "\(String(cString: mosquitto_reason_string(code))) (\(code))",
-                    ])
-            } else if code < 1 {
-                logger.info("the MQTT broker granted only QoS 0", metadata: ["edgelog.mqtt.filter": "\(filter)"])
-            }
-        }
-        if pendingSubscriptions.isEmpty {
-            logger.debug("subscribed", metadata: ["edgelog.mqtt.filters": "\(configuration.subscriptions)"])
-            onEvent(.subscribed)
-        }
-    }
-
-    private func didDisconnect(reasonCode: Int32) {
-        guard isConnected else { return }
-        isConnected = false
-        pendingSubscriptions = [:]
-        lastDisconnectReason = reasonCode
-        onEvent(.disconnected)
-    }
-
-    private func didReceive(_ pointer: UnsafePointer<mosquitto_message>?, properties: OpaquePointer?) {
-        guard let raw = pointer?.pointee else { return }
-        guard !isRefusing else {
-            dropConnection()
-            return
-        }
-        let payload =
-            raw.payload.map { UnsafeRawBufferPointer(start: $0, count: Int(raw.payloadlen)) }
-            ?? UnsafeRawBufferPointer(start: nil, count: 0)
-        let message = Message(
-            topic: String(cString: raw.topic), payload: payload, qos: raw.qos, retain: raw.retain,
-            properties: properties)
-        switch onMessage(message) {
-        case .acknowledge:
-            consecutiveRefusals = 0
-        case .refuse:
-            consecutiveRefusals += 1
-            isRefusing = true
-            dropConnection()
-        }
-    }
-
-    /// Ends the connection from inside `on_message` so that the queued PUBACK is never
-    /// written (see the type's documentation for why not `mosquitto_disconnect`).
-    private func dropConnection() {
-        let fd = mosquitto_socket(handle)
-        if fd >= 0 { _ = shutdown(fd, Int32(SHUT_RDWR)) }
-    }
-
     // MARK: Errors
 
-    private static func check(_ rc: Int32, _ what: String) throws(MQTTClientError) {
+    static func check(_ rc: Int32, _ what: String) throws(MQTTClientError) {
         guard rc == success else { throw MQTTClientError("\(what): \(describe(rc))") }
     }
 

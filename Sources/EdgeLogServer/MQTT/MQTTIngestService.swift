@@ -23,20 +23,24 @@ import Synchronization
 /// restarts, the persistent session may still hold subscriptions no route wants any more.)
 ///
 /// ## `ack = durable`
-/// The message callback, on the connection's libmosquitto network thread, starts a task that
-/// appends the record and blocks until the commit (the log's flush policy) has happened or
-/// failed. libmosquitto writes the PUBACK only after the callback has returned (see
-/// `MQTTClient`), so a crash before the commit means the broker redelivers: at-least-once.
-/// One commit per message per connection bounds the rate; `connections > 1` with shared
-/// subscriptions runs that many in parallel.
+/// Each connection's network thread reads every PUBLISH its socket holds (up to the broker's
+/// window, the Receive Maximum) into a group (`MQTTIngestGroup`), then starts the group's
+/// commit: one append per log topic, which the ingestor splits into one append per
+/// partition, all concurrent, each partition committing by its flush policy. The thread waits
+/// for the commit and only then lets libmosquitto write the group's PUBACKs (see
+/// `MQTTClient`), so a crash before the commit means redelivery: at-least-once, at one commit
+/// per group instead of one per message. `connections > 1` with shared subscriptions runs
+/// that many groups in parallel, which the partitions' writers commit together.
 ///
-/// When the append fails and trying again could help (disk budget full, disk full, fenced
-/// partition, log closed) the message is refused: `MQTTClient` drops the connection before
-/// the PUBACK is written, reconnects after a backoff that grows with each consecutive refusal
-/// (1, 2, 4 … 30 s), and the broker redelivers. Failures that no retry can fix — a record
-/// larger than the topic's maximum batch, a route to an invalid or (auto-creation off)
-/// missing topic — are counted, logged and acknowledged, like an unroutable message;
-/// refusing them would block every later message of the session behind them forever.
+/// When an append fails and trying again could help (disk budget full, disk full, fenced
+/// partition, log closed) the whole group is refused: `MQTTClient` drops the connection
+/// before any PUBACK of it is written, reconnects after a backoff that grows with each
+/// consecutive refusal (1, 2, 4 … 30 s), and the broker redelivers the group (records of it
+/// already committed to another topic come twice). Failures that no retry can fix — a record
+/// larger than the topic's maximum batch (only that record), a route to an invalid or
+/// (auto-creation off) missing topic — are counted, logged and acknowledged, like an
+/// unroutable message; refusing them would block every later message of the session
+/// behind them forever.
 ///
 /// ## `ack = fast`
 /// The callback queues the record in a bounded in-memory queue (`fastQueueCapacity`, 10,000
@@ -58,11 +62,17 @@ import Synchronization
 /// the log. The log must stay open until `run()` returns (the service group stops services
 /// in reverse order, so list this one after storage).
 ///
+/// ## The broker's counters
+/// With `broker_stats` on, the first connection also subscribes to the broker's `$SYS`
+/// counters, which `MQTTBrokerMonitor` turns into metrics, status and errors.
+///
 /// ## Metrics
 /// `edgelog_mqtt_messages_total{broker, outcome=stored|unrouted|failed}` (failed counts
-/// failed attempts: a refused message comes back and may be counted again) and
-/// `edgelog_mqtt_connected{broker, connection=<client id>}` (1 while connected). The same
-/// counts are in `statistics`.
+/// failed attempts: a refused message comes back and may be counted again),
+/// `edgelog_mqtt_connected{broker, connection=<client id>}` (1 while connected),
+/// `edgelog_mqtt_group_messages{broker}` (messages per durable group) and
+/// `edgelog_mqtt_commit_seconds{broker}` (from reading a group's first message to its commit).
+/// The same counts are in `statistics`.
 public final class MQTTIngestService: Service, Sendable {
     public struct Statistics: Sendable, Equatable {
         public var stored = 0
@@ -70,6 +80,8 @@ public final class MQTTIngestService: Service, Sendable {
         public var failed = 0
         /// Extra copies of a message delivered for overlapping subscriptions (dropped).
         public var duplicates = 0
+        /// Durable groups committed.
+        public var groups = 0
     }
 
     /// Knobs the configuration file does not expose; tests shorten the delays.
@@ -84,26 +96,34 @@ public final class MQTTIngestService: Service, Sendable {
     private let routerState: Mutex<MQTTRouter>
     let sink: any MQTTRecordSink
     let tuning: Tuning
-    private let logger: Logger
-    private let storedCount = Atomic<Int>(0)
-    private let unroutedCount = Atomic<Int>(0)
-    private let failedCount = Atomic<Int>(0)
-    private let duplicateCount = Atomic<Int>(0)
+    let logger: Logger
+    /// The broker's `$SYS` counters; nil with `broker_stats = false`.
+    let monitor: MQTTBrokerMonitor?
+    let storedCount = Atomic<Int>(0)
+    let unroutedCount = Atomic<Int>(0)
+    let failedCount = Atomic<Int>(0)
+    let duplicateCount = Atomic<Int>(0)
+    let groupCount = Atomic<Int>(0)
     private let subscribedConnections = Mutex<Set<Int>>([])
-    private let storedCounter: Counter
-    private let unroutedCounter: Counter
-    private let failedCounter: Counter
+    let storedCounter: Counter
+    let unroutedCounter: Counter
+    let failedCounter: Counter
+    let groupSizes: Recorder
+    let commitDuration: Timer
     private let allocator = ByteBufferAllocator()
 
+    /// `stateDirectory`: where the broker's counters are remembered across restarts (the
+    /// data directory); nil keeps them in memory only.
     public convenience init(
-        broker: EdgelogConfig.Broker, routes: [EdgelogConfig.Route], ingestor: Ingestor, logger: Logger
+        broker: EdgelogConfig.Broker, routes: [EdgelogConfig.Route], ingestor: Ingestor, stateDirectory: String?,
+        logger: Logger
     ) {
-        self.init(broker: broker, routes: routes, sink: ingestor, logger: logger)
+        self.init(broker: broker, routes: routes, sink: ingestor, stateDirectory: stateDirectory, logger: logger)
     }
 
     init(
-        broker: EdgelogConfig.Broker, routes: [EdgelogConfig.Route], sink: any MQTTRecordSink, logger: Logger,
-        tuning: Tuning = Tuning()
+        broker: EdgelogConfig.Broker, routes: [EdgelogConfig.Route], sink: any MQTTRecordSink, stateDirectory: String? = nil,
+        logger: Logger, tuning: Tuning = Tuning()
     ) {
         self.broker = broker
         self.routerState = Mutex(MQTTRouter(routes: routes))
@@ -112,19 +132,32 @@ public final class MQTTIngestService: Service, Sendable {
         var logger = logger
         logger[metadataKey: "edgelog.mqtt.broker_name"] = "\(broker.name)"
         self.logger = logger
+        self.monitor =
+            broker.brokerStats
+            ? MQTTBrokerMonitor(
+                brokerName: broker.name, stateFile: stateDirectory.map { $0 + "/mqtt-\(broker.name).broker-counters" },
+                logger: logger)
+            : nil
         func counter(_ outcome: String) -> Counter {
             Counter(label: "edgelog_mqtt_messages_total", dimensions: [("broker", broker.name), ("outcome", outcome)])
         }
         self.storedCounter = counter("stored")
         self.unroutedCounter = counter("unrouted")
         self.failedCounter = counter("failed")
+        self.groupSizes = Recorder(label: "edgelog_mqtt_group_messages", dimensions: [("broker", broker.name)])
+        self.commitDuration = Timer(
+            label: "edgelog_mqtt_commit_seconds", dimensions: [("broker", broker.name)], preferredDisplayUnit: .seconds)
     }
 
     public var statistics: Statistics {
         Statistics(
             stored: storedCount.load(ordering: .relaxed), unrouted: unroutedCount.load(ordering: .relaxed),
-            failed: failedCount.load(ordering: .relaxed), duplicates: duplicateCount.load(ordering: .relaxed))
+            failed: failedCount.load(ordering: .relaxed), duplicates: duplicateCount.load(ordering: .relaxed),
+            groups: groupCount.load(ordering: .relaxed))
     }
+
+    /// The broker's counters as last seen; nil with `broker_stats = false`.
+    var brokerCounters: MQTTBrokerMonitor.Snapshot? { monitor?.snapshot }
 
     /// How many connections are connected and have their subscriptions acknowledged.
     public var readyConnections: Int { subscribedConnections.withLock { $0.count } }
@@ -164,17 +197,27 @@ public final class MQTTIngestService: Service, Sendable {
                 host: broker.host, port: broker.port, clientId: clientId, username: broker.username,
                 password: broker.password, tlsCAFile: broker.tlsCAFile, tlsCertFile: broker.tlsCertFile,
                 tlsKeyFile: broker.tlsKeyFile, keepaliveSeconds: broker.keepaliveSeconds, subscriptions: filters,
+                systemTopics: index == 0 && monitor != nil ? MQTTBrokerMonitor.topics : [],
+                receiveMaximum: broker.receiveMaximum,
                 reconnectDelayMinMs: tuning.reconnectDelayMinMs, reconnectDelayMaxMs: tuning.reconnectDelayMaxMs)
             let connected = Gauge(
                 label: "edgelog_mqtt_connected", dimensions: [("broker", broker.name), ("connection", clientId)])
             connected.record(0)
-            // One per connection: its network thread handles one message at a time.
-            let waiter = MQTTCommitWaiter()
+            // One per connection, used by its network thread only.
+            let group = MQTTIngestGroup()
             do {
                 clients.append(
                     try MQTTClient(
                         configuration: configuration, logger: logger,
-                        onMessage: { [self] message in handle(message, queue: queue, waiter: waiter) },
+                        onMessage: { [self] message in handle(message, queue: queue, group: group) },
+                        onGroupEnd: { [self] end in
+                            switch end {
+                            case .commit: return commit(group)
+                            case .discard:
+                                group.removeAll()
+                                return nil
+                            }
+                        },
                         onEvent: { [self] event in
                             switch event {
                             case .connected: connected.record(1)
@@ -195,6 +238,7 @@ public final class MQTTIngestService: Service, Sendable {
             metadata: [
                 "edgelog.mqtt.broker": "\(broker.host):\(broker.port)", "edgelog.mqtt.ack": "\(broker.ack.rawValue)",
                 "edgelog.mqtt.connections": "\(connections)", "edgelog.mqtt.filters": "\(filters)",
+                "edgelog.mqtt.receive_maximum": "\(broker.receiveMaximum)",
             ])
 
         // Until graceful shutdown; a cancelled task stops the same way.
@@ -217,8 +261,12 @@ public final class MQTTIngestService: Service, Sendable {
     // MARK: Messages (on a connection's network thread)
 
     private func handle(
-        _ message: MQTTClient.Message, queue: MQTTRecordQueue?, waiter: MQTTCommitWaiter
+        _ message: MQTTClient.Message, queue: MQTTRecordQueue?, group: MQTTIngestGroup
     ) -> MQTTClient.Disposition {
+        if let monitor, MQTTBrokerMonitor.isMonitored(message.topic) {
+            monitor.received(topic: message.topic, payload: message.payload)
+            return .acknowledge
+        }
         let router = self.router
         guard let destination = router.route(message.topic) else {
             unroutedCount.add(1, ordering: .relaxed)
@@ -236,7 +284,8 @@ public final class MQTTIngestService: Service, Sendable {
             // False only while stopping: not queued, so not acknowledged either.
             return queue.push(.init(topic: destination.topic, record: record)) ? .acknowledge : .refuse
         }
-        return appendDurably(record, to: destination.topic, mqttTopic: message.topic, waiter: waiter)
+        group.append(record, to: destination.topic)
+        return .acknowledge
     }
 
     private static let qosValues = (0...2).map { ByteBuffer(string: String($0)) }
@@ -256,99 +305,12 @@ public final class MQTTIngestService: Service, Sendable {
             ])
     }
 
-    /// Appends and waits for the commit on this (network) thread; see the type's documentation.
-    private func appendDurably(
-        _ record: Record, to topic: String, mqttTopic: String, waiter: MQTTCommitWaiter
-    ) -> MQTTClient.Disposition {
-        let sink = self.sink
-        waiter.reset()
-        Task {
-            do throws(IngestError) {
-                _ = try await sink.append(topic: topic, records: [record])
-                waiter.finish(nil)
-            } catch {
-                waiter.finish(error)
-            }
-        }
-        guard let error = waiter.wait() else {
-            storedCount.add(1, ordering: .relaxed)
-            storedCounter.increment()
-            return .acknowledge
-        }
-        failedCount.add(1, ordering: .relaxed)
-        failedCounter.increment()
-        let metadata: Logger.Metadata = [
-            "edgelog.mqtt.topic": "\(mqttTopic)", "edgelog.topic": "\(topic)", "edgelog.error": "\(error)",
-        ]
-        if Self.isPermanent(error) {
-            logger.info("cannot store the MQTT message, ever; dropped (acknowledged)", metadata: metadata)
-            return .acknowledge
-        }
-        logger.info(
-            "cannot store the MQTT message; not acknowledged, the broker will deliver it again", metadata: metadata)
-        return .refuse
-    }
-
     /// Failures that retrying the same record cannot fix.
     static func isPermanent(_ error: IngestError) -> Bool {
         switch error {
         case .recordTooLarge, .invalidTopic, .unknownTopic, .unknownPartition: true
         case .storage(.recordTooLarge), .storage(.invalidTopicName), .storage(.unknownTopic): true
         case .storage: false
-        }
-    }
-
-    // MARK: ack = fast
-
-    private func drain(_ queue: MQTTRecordQueue) async {
-        while let batch = await queue.take(maxItems: tuning.fastBatchMaxRecords) {
-            var topics: [String] = []
-            var groups: [String: [Record]] = [:]
-            for item in batch {
-                if groups[item.topic] == nil { topics.append(item.topic) }
-                groups[item.topic, default: []].append(item.record)
-            }
-            for topic in topics {
-                await appendQueued(groups[topic]!, to: topic, queue: queue)
-            }
-        }
-    }
-
-    /// Appends records that were already acknowledged, retrying transient failures until the
-    /// queue is closed (then they are lost, and counted as failed).
-    private func appendQueued(_ records: [Record], to topic: String, queue: MQTTRecordQueue) async {
-        var records = records
-        var delayMs = 100
-        var failing = false
-        while !records.isEmpty {
-            do throws(IngestError) {
-                _ = try await sink.append(topic: topic, records: records)
-                storedCount.add(records.count, ordering: .relaxed)
-                storedCounter.increment(by: records.count)
-                if failing { logger.info("appending MQTT records again", metadata: ["edgelog.topic": "\(topic)"]) }
-                return
-            } catch {
-                let metadata: Logger.Metadata = ["edgelog.topic": "\(topic)", "edgelog.error": "\(error)"]
-                if case .recordTooLarge(let index, _, _) = error, records.indices.contains(index) {
-                    records.remove(at: index)
-                    failedCount.add(1, ordering: .relaxed)
-                    failedCounter.increment()
-                    logger.info("MQTT record too large for the topic; dropped", metadata: metadata)
-                    continue
-                }
-                if Self.isPermanent(error) || queue.isClosed {
-                    failedCount.add(records.count, ordering: .relaxed)
-                    failedCounter.increment(by: records.count)
-                    logger.info("cannot store \(records.count) acknowledged MQTT records; lost", metadata: metadata)
-                    return
-                }
-                if !failing {
-                    logger.info("cannot store MQTT records; retrying while the queue fills up", metadata: metadata)
-                    failing = true
-                }
-                try? await Task.sleep(for: .milliseconds(delayMs))
-                delayMs = min(delayMs * 2, 5_000)
-            }
         }
     }
 }

@@ -20,6 +20,9 @@ struct StatusCommand: AsyncParsableCommand {
         if let ingest = status["ingest"] as? [String: Any] {
             print("ingest: " + ingest.keys.sorted().map { "\($0) \(ingest[$0] ?? 0) records/s" }.joined(separator: ", "))
         }
+        for broker in status["mqtt"] as? [[String: Any]] ?? [] {
+            print(Self.mqttLine(broker))
+        }
         for upstream in status["replication"] as? [[String: Any]] ?? [] {
             var line = "replication to \(upstream["name"] ?? "?"): "
                 + ((upstream["in_sync"] as? Bool ?? false) ? "in sync" : "NOT in sync") + ", lag \(upstream.int("lag_records")) records"
@@ -39,6 +42,26 @@ struct StatusCommand: AsyncParsableCommand {
                     ]
                 }
             }))
+    }
+}
+
+extension StatusCommand {
+    /// "mqtt local (127.0.0.1:1883, ack durable): 1/1 connected, 1200 stored, ...; broker: 0 dropped, ..."
+    static func mqttLine(_ broker: [String: Any]) -> String {
+        var line = "mqtt \(broker["name"] ?? "?") (\(broker["broker"] ?? "?"), ack \(broker["ack"] ?? "?")): "
+            + "\(broker.int("connections_ready"))/\(broker.int("connections")) connected, \(broker.int("stored")) stored, "
+            + "\(broker.int("unrouted")) unrouted, \(broker.int("failed")) failed"
+        guard let counters = broker["broker_counters"] as? [String: Any] else { return line }
+        var parts: [String] = []
+        if counters["dropped_messages"] != nil { parts.append("\(counters.int("dropped_messages")) dropped") }
+        if counters["stored_messages"] != nil { parts.append("\(counters.int("stored_messages")) stored") }
+        if counters["connected_clients"] != nil { parts.append("\(counters.int("connected_clients")) clients") }
+        line += "; broker: " + (parts.isEmpty ? "no $SYS counters seen (yet)" : parts.joined(separator: ", "))
+        let seen = counters.int("drops_seen")
+        if seen > 0 {
+            line += "\n  WARNING: the broker dropped \(seen) messages since edgelog has watched it; raise max_queued_messages"
+        }
+        return line
     }
 }
 

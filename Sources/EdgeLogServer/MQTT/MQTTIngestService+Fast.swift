@@ -1,0 +1,57 @@
+import EdgeLogStorage
+import Logging
+
+/// `ack = fast`: records acknowledged at once and appended from `MQTTRecordQueue` by one task.
+extension MQTTIngestService {
+    func drain(_ queue: MQTTRecordQueue) async {
+        while let batch = await queue.take(maxItems: tuning.fastBatchMaxRecords) {
+            var topics: [String] = []
+            var groups: [String: [Record]] = [:]
+            for item in batch {
+                if groups[item.topic] == nil { topics.append(item.topic) }
+                groups[item.topic, default: []].append(item.record)
+            }
+            for topic in topics {
+                await appendQueued(groups[topic]!, to: topic, queue: queue)
+            }
+        }
+    }
+
+    /// Appends records that were already acknowledged, retrying transient failures until the
+    /// queue is closed (then they are lost, and counted as failed).
+    private func appendQueued(_ records: [Record], to topic: String, queue: MQTTRecordQueue) async {
+        var records = records
+        var delayMs = 100
+        var failing = false
+        while !records.isEmpty {
+            do throws(IngestError) {
+                _ = try await sink.append(topic: topic, records: records)
+                storedCount.add(records.count, ordering: .relaxed)
+                storedCounter.increment(by: records.count)
+                if failing { logger.info("appending MQTT records again", metadata: ["edgelog.topic": "\(topic)"]) }
+                return
+            } catch {
+                let metadata: Logger.Metadata = ["edgelog.topic": "\(topic)", "edgelog.error": "\(error)"]
+                if case .recordTooLarge(let index, _, _) = error, records.indices.contains(index) {
+                    records.remove(at: index)
+                    failedCount.add(1, ordering: .relaxed)
+                    failedCounter.increment()
+                    logger.info("MQTT record too large for the topic; dropped", metadata: metadata)
+                    continue
+                }
+                if Self.isPermanent(error) || queue.isClosed {
+                    failedCount.add(records.count, ordering: .relaxed)
+                    failedCounter.increment(by: records.count)
+                    logger.info("cannot store \(records.count) acknowledged MQTT records; lost", metadata: metadata)
+                    return
+                }
+                if !failing {
+                    logger.info("cannot store MQTT records; retrying while the queue fills up", metadata: metadata)
+                    failing = true
+                }
+                try? await Task.sleep(for: .milliseconds(delayMs))
+                delayMs = min(delayMs * 2, 5_000)
+            }
+        }
+    }
+}
