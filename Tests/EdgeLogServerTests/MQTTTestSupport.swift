@@ -40,7 +40,8 @@ final class MQTTTestBroker: @unchecked Sendable {
         persistence: Bool = false, start: Bool = true, tls: Bool = false, maxQueuedMessages: Int = 100_000,
         extraConfiguration: [String] = []
     ) throws {
-        self.extraConfiguration = ["max_queued_messages \(maxQueuedMessages)"] + extraConfiguration
+        let setsQueue = extraConfiguration.contains { $0.hasPrefix("max_queued_messages ") }
+        self.extraConfiguration = (setsQueue ? [] : ["max_queued_messages \(maxQueuedMessages)"]) + extraConfiguration
         self.directory = NSTemporaryDirectory() + "edgelog-mqtt-broker-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.port = try Self.freePort()
@@ -185,6 +186,28 @@ final class MQTTTestBroker: @unchecked Sendable {
         process.standardError = FileHandle.nullDevice
         try process.run()
         return process
+    }
+
+    /// Starts `Tests/Interop/mqtt_publish.c`: `count` QoS 1 messages `{"seq":N,...}` (N from 0)
+    /// with up to 1000 unacknowledged, at `rate` messages/s (0: as fast as the broker takes
+    /// them). Wait for the returned process to exit; status 0 means the broker acknowledged all.
+    func startWindowedPublisher(_ topic: String, count: Int, rate: Double = 0) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try TestTool.mqttPublisher())
+        process.arguments = ["--port", "\(port)", "--topic", topic, "--count", "\(count)", "--rate", "\(rate)"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// The queue settings of deploy/mosquitto-edgelog.conf (what a box gets, and what
+    /// scripts/run's broker uses), as configuration lines.
+    static func deployQueueSettings() throws -> [String] {
+        let text = try String(contentsOfFile: DaemonProcess.repository + "/deploy/mosquitto-edgelog.conf", encoding: .utf8)
+        return text.split(separator: "\n").map(String.init).filter { line in
+            ["max_queued_messages ", "max_queued_bytes ", "max_inflight_messages "].contains { line.hasPrefix($0) }
+        }
     }
 
     private var tlsArguments: [String] { tlsCAFile.map { ["--cafile", $0] } ?? [] }

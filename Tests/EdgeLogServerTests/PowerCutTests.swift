@@ -28,16 +28,6 @@ struct PowerCutTests {
     static let cycles = 4
     static let readings = 30_000
 
-    /// The interposer, compiled once per test run.
-    static let library: Result<String, DaemonProcess.Failure> = {
-        let source = DaemonProcess.repository + "/Tests/PowerCut/powercut.c"
-        let output = NSTemporaryDirectory() + "edgelog-libpowercut-\(getpid()).so"
-        guard let result = try? DaemonProcess.runProgram(
-            "/usr/bin/env", ["cc", "-shared", "-fPIC", "-O1", "-o", output, source, "-ldl", "-lpthread"])
-        else { return .failure(.init("cannot run cc")) }
-        return result.0 == 0 ? .success(output) : .failure(.init("cc failed: \(result.2)"))
-    }()
-
     static func config(broker: MQTTTestBroker, flush: String) -> String {
         """
         [storage]
@@ -92,7 +82,7 @@ struct PowerCutTests {
     }
 
     static func run(flush: String) async throws -> Outcome {
-        let library = try Self.library.get()
+        let library = try TestTool.powerCutLibrary()
         let broker = try MQTTTestBroker()
         let daemon = try DaemonProcess(extraConfig: config(broker: broker, flush: flush))
         defer { daemon.remove() }
