@@ -2,12 +2,14 @@ import AsyncHTTPClient
 import Foundation
 
 /// The daemon's ingest benchmarks, each against a reference measured in the same run: MQTT
-/// (mosquitto delivering to a null subscriber), HTTP bulk (wrk against the same server's
-/// /healthz), and the daemon's resident memory.
+/// (mosquitto delivering to a null subscriber, in MQTTBenchmarks.swift), HTTP bulk (wrk
+/// against the same server's /healthz), and the daemon's resident memory.
 struct IngestBenchmarks {
     let directory: String
     let messages: Int
     let executable: String
+    /// Tests/Interop: the MQTT publisher's C source and the Kafka latency consumer.
+    var interop = "Tests/Interop"
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -55,99 +57,6 @@ struct IngestBenchmarks {
         _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
         _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
         return Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    func startMosquitto() throws -> (Process, Int) {
-        let port = Self.freePort()
-        let config = directory + "/mosquitto-\(port).conf"
-        try """
-            listener \(port) 127.0.0.1
-            allow_anonymous true
-            persistence false
-            max_queued_messages 2000000
-            max_inflight_messages 100
-            """.write(toFile: config, atomically: true, encoding: .utf8)
-        let process = try launch("/usr/sbin/mosquitto", ["-c", config])
-        try waitForPort(port)
-        return (process, port)
-    }
-
-    /// Files of `count` 100-byte payloads, one per line, split over `publishers` files.
-    func payloadFiles(publishers: Int) throws -> [String] {
-        try (0..<publishers).map { publisher in
-            let path = directory + "/payload-\(publisher).txt"
-            var text = ""
-            text.reserveCapacity(messages / publishers * 101)
-            for index in 0..<(messages / publishers) {
-                let json = "{\"device\":\"d\(publisher)\",\"seq\":\(index),\"celsius\":\(20 + index % 9).5}"
-                text += json + String(repeating: " ", count: max(0, 100 - json.utf8.count)) + "\n"
-            }
-            try text.write(toFile: path, atomically: true, encoding: .utf8)
-            return path
-        }
-    }
-
-    func publish(port: Int, files: [String]) throws -> [Process] {
-        try files.enumerated().map { index, file in
-            try launch("/usr/bin/mosquitto_pub", ["-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-t", "bench/d\(index)/x", "-l"], stdin: file)
-        }
-    }
-
-    // MARK: MQTT
-
-    /// mosquitto's own QoS 1 delivery rate from `publishers` publishers to one subscriber that
-    /// discards everything: messages/s.
-    func mosquittoReference(publishers: Int) throws -> Double {
-        let (broker, port) = try startMosquitto()
-        // SIGKILL: mosquitto started from a Swift process inherits a blocked SIGTERM.
-        defer { kill(broker.processIdentifier, SIGKILL); broker.waitUntilExit() }
-        // Register a persistent session first, so the broker queues for the subscriber and
-        // the measurement does not depend on who connects first.
-        let register = try launch("/usr/bin/mosquitto_sub", ["-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-c", "-i", "null-sub", "-t", "bench/#", "-E"])
-        register.waitUntilExit()
-        let files = try payloadFiles(publishers: publishers)
-        let total = files.count * (messages / publishers)
-        let start = Date()
-        let subscriber = try launch(
-            "/usr/bin/mosquitto_sub", ["-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-c", "-i", "null-sub", "-t", "bench/#", "-C", "\(total)"])
-        let publishersRunning = try publish(port: port, files: files)
-        for process in publishersRunning { process.waitUntilExit() }
-        subscriber.waitUntilExit()
-        return Double(total) / Date().timeIntervalSince(start)
-    }
-
-    /// The daemon's rate: messages/s that reach the log, from publish start until the log holds
-    /// all of them.
-    func edgelogMQTT(ack: String, connections: Int, publishers: Int) throws -> Double {
-        let (broker, port) = try startMosquitto()
-        // SIGKILL: mosquitto started from a Swift process inherits a blocked SIGTERM.
-        defer { kill(broker.processIdentifier, SIGKILL); broker.waitUntilExit() }
-        let daemon = try startDaemon(extra: """
-            [[topics]]
-            name = "bench"
-            partitions = \(max(1, connections))
-
-            [[mqtt.brokers]]
-            name = "bench"
-            port = \(port)
-            client_id = "edgelog-bench-\(port)"
-            ack = "\(ack)"
-            connections = \(connections)
-
-            [[mqtt.routes]]
-            filter = "bench/{device}/#"
-            topic = "bench"
-            key = "{device}"
-            """)
-        defer { daemon.stop() }
-        try daemon.waitForMetric("edgelog_mqtt_connected", atLeast: Double(connections))
-        let files = try payloadFiles(publishers: publishers)
-        let total = files.count * (messages / publishers)
-        let start = Date()
-        let running = try publish(port: port, files: files)
-        try daemon.waitForRecords(topic: "bench", count: total, timeout: 600)
-        for process in running { process.waitUntilExit() }
-        return Double(total) / Date().timeIntervalSince(start)
     }
 
     // MARK: HTTP
