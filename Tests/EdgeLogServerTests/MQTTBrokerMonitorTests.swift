@@ -42,18 +42,31 @@ import Testing
         Self.send(first, MQTTBrokerMonitor.droppedTopic, "4", nowMs: 1_000_000)
         #expect(first.snapshot.dropsSeen == 0, "a count from before edgelog watched is not counted as its own")
 
-        // Same broker (started at 900 s), 2 minutes later: 30 more dropped meanwhile.
+        // Same broker (its uptime grew), 2 minutes later: 30 more dropped meanwhile.
         let second = MQTTBrokerMonitor(brokerName: "t", stateFile: file, logger: mqttTestLogger)
         Self.send(second, MQTTBrokerMonitor.uptimeTopic, "220 seconds", nowMs: 1_120_000)
         Self.send(second, MQTTBrokerMonitor.droppedTopic, "34", nowMs: 1_120_000)
         #expect(second.snapshot.dropsSeen == 30)
 
-        // The broker restarted (its start moved by an hour) and has dropped 3 since.
+        // The broker restarted (its uptime is lower than the saved one) and has dropped 3 since.
         let third = MQTTBrokerMonitor(brokerName: "t", stateFile: file, logger: mqttTestLogger)
         #expect(third.snapshot.dropsSeen == 30, "drops seen are remembered")
         Self.send(third, MQTTBrokerMonitor.uptimeTopic, "10 seconds", nowMs: 4_600_000)
         Self.send(third, MQTTBrokerMonitor.droppedTopic, "3", nowMs: 4_600_000)
         #expect(third.snapshot.dropsSeen == 33)
+    }
+
+    @Test func aStepOfTheWallClockIsNotARestart() {
+        let file = Self.stateFile()
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let first = MQTTBrokerMonitor(brokerName: "t", stateFile: file, logger: mqttTestLogger)
+        Self.send(first, MQTTBrokerMonitor.uptimeTopic, "100 seconds", nowMs: 1_000_000)
+        Self.send(first, MQTTBrokerMonitor.droppedTopic, "40", nowMs: 1_000_000)
+        // A box without a real-time clock: its clock jumped a day ahead meanwhile.
+        let second = MQTTBrokerMonitor(brokerName: "t", stateFile: file, logger: mqttTestLogger)
+        Self.send(second, MQTTBrokerMonitor.uptimeTopic, "400 seconds", nowMs: 87_400_000)
+        Self.send(second, MQTTBrokerMonitor.droppedTopic, "40", nowMs: 87_400_000)
+        #expect(second.snapshot.dropsSeen == 0, "the same 40 drops counted again as new")
     }
 
     @Test func aCountThatWentDownMeansTheBrokerRestarted() {

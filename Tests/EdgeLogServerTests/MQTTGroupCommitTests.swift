@@ -27,15 +27,18 @@ struct MQTTGroupCommitTests {
     @Test func messagesThatArriveDuringACommitShareTheNextCommit() async throws {
         let broker = try MQTTTestBroker()
         let log = try MQTTTestLog()
-        // 20 ms per commit: a publisher far faster than one message per commit.
+        // 20 ms per commit, and a publisher with 1000 messages in flight: far more than one
+        // message arrives per commit.
         let sink = RecordingSink(log.ingestor, delay: .milliseconds(20))
         let service = try Self.service(broker, sink: sink)
-        let lines = (0..<2000).map { "g\($0)" }
         try await MQTTIngestServiceTests.running(service) {
-            try broker.publish("sensors/s/d/v", lines: lines)
+            let publisher = try broker.startWindowedPublisher("sensors/s/d/v", count: 2000)
+            publisher.waitUntilExit()
+            #expect(publisher.terminationStatus == 0)
             try await mqttEventually("2000 records") { service.statistics.stored == 2000 }
         }
-        #expect(try log.values("sensors") == lines, "each message once, in order")
+        let sequences = try log.values("sensors").map { value in Int(value.drop { !$0.isNumber }.prefix { $0.isNumber }) }
+        #expect(sequences == (0..<2000).map { $0 }, "each message once, in order")
         let appends = sink.sizes.withLock { $0 }
         #expect(appends.count == service.statistics.groups)
         #expect(appends.count <= 200, "\(appends.count) commits for 2000 messages: not grouped")
@@ -54,6 +57,11 @@ struct MQTTGroupCommitTests {
             // group (held) and what fills the window behind it.
             try broker.publish("sensors/s/d/v", lines: lines)
             try await mqttEventually("the first append") { sink.sizes.withLock { $0.count } == 1 }
+            // The broker has sent a window's worth and heard no PUBACK: the first group is held
+            // (not committed), the rest is unread behind it.
+            let sent = broker.log.components(separatedBy: "Sending PUBLISH to edgelog-test (d0, q1").count - 1
+            #expect(!broker.log.contains("Received PUBACK from edgelog-test"), "a PUBACK before the commit")
+            #expect((50...51).contains(sent), "the broker sent \(sent) messages, not its window of 50")
             sink.release()
             try await mqttEventually("200 records") { service.statistics.stored == 200 }
         }

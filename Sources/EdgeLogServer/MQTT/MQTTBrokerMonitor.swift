@@ -17,15 +17,20 @@ import Synchronization
 /// The monitor exports the broker's counters as gauges and, whenever the dropped count rises,
 /// logs an error naming the cause and the fix and counts the rise in
 /// `edgelog_mqtt_broker_drops_total`. The last count seen is kept in `stateFile` together with
-/// the broker's start time (now − `$SYS/broker/uptime`), so drops that happened while edgelog
-/// was down are reported at the next start; a broker restart (another start time, or a count
-/// that went down) resets the baseline to zero. Without any earlier count (first start), a
-/// non-zero count is reported once as a warning, since it may predate edgelog.
+/// the broker's uptime then, so drops that happened while edgelog was down are reported too:
+/// at the next start if the broker still holds the count (mosquitto publishes its `$SYS`
+/// values retained with a 60 s expiry, and the count only when it changes), else with the
+/// count's next change, which then includes them. A broker restart (its uptime or its count
+/// went down) resets the baseline to zero. The wall clock is not used for that: boxes without
+/// a real-time clock step it at boot. (A restart that neither makes the uptime smaller than
+/// the saved one nor the count lower goes unnoticed and under-reports by the old count.)
+/// Without any earlier count (first start), a non-zero count is reported once as a warning,
+/// since it may predate edgelog.
 ///
 /// Thread safety: `received` from any thread (the connections' network threads); the rest
 /// from anywhere.
 final class MQTTBrokerMonitor: Sendable {
-    /// The topics, uptime first so the broker's start time is known before the count comes.
+    /// The topics, uptime first so that it is known before the count comes.
     static let topics = [
         uptimeTopic, droppedTopic, storedTopic, clientsTopic,
     ]
@@ -49,15 +54,12 @@ final class MQTTBrokerMonitor: Sendable {
 
     private struct State {
         var snapshot = Snapshot()
-        /// The dropped count and broker start (s since the epoch) of the baseline.
+        /// The dropped count of the baseline and the broker's uptime when it was seen.
         var baselineDropped: Int64? = nil
-        var baselineBrokerStartS: Int64? = nil
-        var brokerStartS: Int64? = nil
+        var baselineUptimeS: Int64? = nil
+        /// The broker's uptime as last published.
+        var uptimeS: Int64? = nil
     }
-
-    /// Two readings of the broker's start this far apart are two different starts: uptime
-    /// comes in whole seconds and is published every `sys_interval` (10 s by default).
-    static let brokerStartToleranceS: Int64 = 60
 
     let brokerName: String
     private let stateFile: String?
@@ -77,7 +79,7 @@ final class MQTTBrokerMonitor: Sendable {
             do {
                 if let saved = try Checkpoint.read(from: stateFile) {
                     initial.baselineDropped = saved["dropped"]
-                    initial.baselineBrokerStartS = saved["broker_start_s"]
+                    initial.baselineUptimeS = saved["uptime_s"]
                     initial.snapshot.dropsSeen = saved["drops_seen"] ?? 0
                 }
             } catch {
@@ -102,7 +104,7 @@ final class MQTTBrokerMonitor: Sendable {
         guard let value = Self.leadingInteger(payload) else { return }
         switch topic {
         case Self.uptimeTopic:
-            state.withLock { $0.brokerStartS = nowMs / 1000 - value }
+            state.withLock { $0.uptimeS = value }
         case Self.droppedTopic:
             observeDropped(value, nowMs: nowMs)
         case Self.storedTopic:
@@ -128,12 +130,10 @@ final class MQTTBrokerMonitor: Sendable {
             defer {
                 state.snapshot.droppedMessages = count
                 state.baselineDropped = count
-                if let start = state.brokerStartS { state.baselineBrokerStartS = start }
+                if let uptime = state.uptimeS { state.baselineUptimeS = uptime }
             }
             var baseline = state.baselineDropped
-            if let saved = state.baselineBrokerStartS, let current = state.brokerStartS,
-                abs(saved - current) > Self.brokerStartToleranceS
-            {
+            if let saved = state.baselineUptimeS, let current = state.uptimeS, current < saved {
                 baseline = 0  // the broker restarted: its counter did too
             }
             var finding = Finding.none
@@ -148,7 +148,7 @@ final class MQTTBrokerMonitor: Sendable {
                 finding = .unknownOrigin(count)
             }
             var values = ["dropped": count, "drops_seen": state.snapshot.dropsSeen]
-            if let start = state.brokerStartS ?? state.baselineBrokerStartS { values["broker_start_s"] = start }
+            if let uptime = state.uptimeS ?? state.baselineUptimeS { values["uptime_s"] = uptime }
             return (finding, Checkpoint(values))
         }
         switch finding {

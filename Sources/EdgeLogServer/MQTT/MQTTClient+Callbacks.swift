@@ -100,6 +100,10 @@ extension MQTTClient {
         case .refuse:
             refuseGroup()
         }
+        // Queuing the PUBACK left EAGAIN in errno (libmosquitto's wake-up socketpair is full,
+        // as the thread never reads it), and mosquitto_loop_read stops at the next packet
+        // when it sees EAGAIN, even with decrypted TLS bytes pending.
+        errno = 0
     }
 
     /// Ends the connection from inside a libmosquitto call so that no queued PUBACK is ever

@@ -40,7 +40,8 @@ extension MQTTClient {
                 }
             }
             if rc != Self.success {
-                // libmosquitto has closed the socket (and called on_disconnect if it was up).
+                // The connection is over (libmosquitto closed the socket, or the next reconnect
+                // does, discarding the queued packets first).
                 discardGroup()
                 if isConnected { didDisconnect(reasonCode: rc) }
                 logConnectionFailure(lastDisconnectReason.map(Self.describe) ?? Self.describe(rc))
@@ -75,7 +76,10 @@ extension MQTTClient {
         let ready = poll(&descriptor, 1, configuration.pollIntervalMs)
         if ready < 0 && errno != EINTR { return Self.errnoError }
         if ready > 0 {
-            let rc = readAndCommitGroup(fd: fd)
+            var rc = readAndCommitGroup(fd: fd)
+            // The group's PUBACKs first: a keepalive check after a long commit may close the
+            // connection (a PINGRESP still unread), which would throw them away.
+            if rc == Self.success && mosquitto_want_write(handle) { rc = mosquitto_loop_write(handle, 1) }
             guard rc == Self.success else { return rc }
         }
         // Keepalive: may queue a PINGREQ, or find the broker silent and close.
@@ -95,8 +99,9 @@ extension MQTTClient {
             rc = mosquitto_loop_read(handle, 1)
             guard rc == Self.success, !isRefusing else { break }
             if groupMessages >= configuration.receiveMaximum || groupBytes >= configuration.groupBytesMax { break }
+            // More bytes on the socket, or decrypted ones inside OpenSSL that poll cannot see.
             var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&descriptor, 1, 0) > 0 else { break }
+            guard poll(&descriptor, 1, 0) > 0 || hasPendingTLSBytes() else { break }
         }
         isReadingGroup = false
         guard rc == Self.success else { return rc }
@@ -110,10 +115,9 @@ extension MQTTClient {
         guard groupMessages > 0 else { return }
         groupMessages = 0
         groupBytes = 0
-        guard let commit = onGroupEnd(.commit) else {
-            consecutiveRefusals = 0
-            return
-        }
+        // Nothing to commit (unrouted messages, the broker's counters): no verdict on the
+        // refusal streak either.
+        guard let commit = onGroupEnd(.commit) else { return }
         switch awaitCommit(commit) {
         case .acknowledge:
             consecutiveRefusals = 0
@@ -152,35 +156,64 @@ extension MQTTClient {
         }
     }
 
-    private typealias SSLWrite = @convention(c) (UnsafeMutableRawPointer?, UnsafeRawPointer?, Int32) -> Int32
+    /// OpenSSL's functions, from the libssl that libmosquitto loaded (looked up rather than
+    /// linked, so building needs no libssl-dev); nil without TLS support.
+    private struct OpenSSL {
+        typealias Write = @convention(c) (UnsafeMutableRawPointer?, UnsafeRawPointer?, Int32) -> Int32
+        typealias Pending = @convention(c) (UnsafeMutableRawPointer?) -> Int32
+        typealias ClearErrors = @convention(c) () -> Void
+        let write: Write
+        let pending: Pending
+        let clearErrors: ClearErrors
 
-    /// OpenSSL's `SSL_write`, from the libssl that libmosquitto loaded (looked up rather than
-    /// linked, so building needs no libssl-dev).
-    private static let sslWrite: SSLWrite? = {
-        guard let process = dlopen(nil, RTLD_NOW), let symbol = dlsym(process, "SSL_write") else { return nil }
-        return unsafeBitCast(symbol, to: SSLWrite.self)
-    }()
+        static let loaded: OpenSSL? = {
+            guard let process = dlopen(nil, RTLD_NOW), let write = dlsym(process, "SSL_write"),
+                let pending = dlsym(process, "SSL_pending"), let clear = dlsym(process, "ERR_clear_error")
+            else { return nil }
+            return OpenSSL(
+                write: unsafeBitCast(write, to: Write.self), pending: unsafeBitCast(pending, to: Pending.self),
+                clearErrors: unsafeBitCast(clear, to: ClearErrors.self))
+        }()
+    }
+
+    /// Whether OpenSSL holds decrypted bytes of this connection not read yet.
+    private func hasPendingTLSBytes() -> Bool {
+        guard let ssl = mosquitto_ssl_get(handle), let openSSL = OpenSSL.loaded else { return false }
+        return openSSL.pending(ssl) > 0
+    }
 
     /// Writes an MQTT PINGREQ (`c0 00`) straight to the connection, ahead of the group's
     /// queued PUBACKs. Safe because a group is only read with an empty outgoing queue, so no
-    /// packet is half-written. A ping that cannot be written now is skipped; one written in
-    /// part would corrupt the stream, so then the connection is dropped.
+    /// packet is half-written. Only when the socket has room now: a ping that cannot be
+    /// written whole at once would leave a half packet in the stream (or, with TLS, a write
+    /// OpenSSL insists be retried with the same bytes before libmosquitto's next one), so
+    /// then the connection is dropped and the broker delivers the group again.
     private func sendPingRequest() {
         let fd = mosquitto_socket(handle)
         guard fd >= 0 else { return }
+        var descriptor = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        guard poll(&descriptor, 1, 0) > 0, descriptor.revents & Int16(POLLOUT) != 0 else {
+            logger.debug("no room for a PINGREQ while a commit is pending; trying again later")
+            return
+        }
         let ping: [UInt8] = [0xC0, 0x00]
         let written: Int
         if let ssl = mosquitto_ssl_get(handle) {
-            guard let sslWrite = Self.sslWrite else { return }
-            written = ping.withUnsafeBytes { Int(sslWrite(ssl, $0.baseAddress, 2)) }
+            guard let openSSL = OpenSSL.loaded else {
+                logger.info("cannot keep a TLS connection alive during a long commit: SSL_write not found")
+                return
+            }
+            openSSL.clearErrors()
+            written = ping.withUnsafeBytes { Int(openSSL.write(ssl, $0.baseAddress, 2)) }
+            openSSL.clearErrors()
         } else {
             written = ping.withUnsafeBytes { send(fd, $0.baseAddress, 2, Int32(MSG_NOSIGNAL)) }
         }
-        if written == 1 {
-            logger.info("a keepalive PINGREQ was written in part; reconnecting")
-            dropConnection()
-        } else if written == 2 {
+        if written == 2 {
             logger.debug("PINGREQ sent while a commit is pending")
+        } else {
+            logger.info("could not write a keepalive PINGREQ whole; reconnecting", metadata: ["edgelog.written": "\(written)"])
+            dropConnection()
         }
     }
 
@@ -221,7 +254,11 @@ extension MQTTClient {
     /// Writes the PUBACKs already queued for committed groups, then a DISCONNECT, without
     /// reading (so without taking) another message; gives up after 2 s.
     private func stopCleanly() {
-        guard mosquitto_socket(handle) >= 0 else { return }
+        // Not connected (say, inside a TLS handshake): nothing is queued worth writing.
+        guard isConnected, mosquitto_socket(handle) >= 0 else {
+            if mosquitto_socket(handle) >= 0 { _ = mosquitto_disconnect(handle) }
+            return
+        }
         if mosquitto_disconnect(handle) == Self.success {
             let deadline = BlockingCondition.nowNanos() + 2_000_000_000
             while case let fd = mosquitto_socket(handle), fd >= 0, BlockingCondition.nowNanos() < deadline {
