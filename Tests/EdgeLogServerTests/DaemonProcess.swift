@@ -102,6 +102,25 @@ final class DaemonProcess: @unchecked Sendable {
         return (Int(response.status.code), String(buffer: bytes))
     }
 
+    /// Every record value of `topic`'s `partition`, in offset order, read through the HTTP API.
+    func recordValues(_ topic: String, partition: Int = 0) async throws -> [String] {
+        var values: [String] = []
+        var offset = 0
+        while true {
+            let (status, body) = try await request(
+                .GET, "/v1/topics/\(topic)/partitions/\(partition)/records?offset=\(offset)&max_records=10000&format=binary")
+            guard status == 200 else { throw Failure("read \(topic): \(status) \(body)") }
+            let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as! [String: Any]
+            let records = json["records"] as! [[String: Any]]
+            if records.isEmpty { return values }
+            for record in records {
+                let base64 = record["value_base64"] as? String ?? ""
+                values.append(String(decoding: Data(base64Encoded: base64) ?? Data(), as: UTF8.self))
+            }
+            offset = json["next_offset"] as! Int
+        }
+    }
+
     func remove() {
         if let process, process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
         try? FileManager.default.removeItem(atPath: directory)

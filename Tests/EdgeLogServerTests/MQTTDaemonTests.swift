@@ -39,21 +39,7 @@ struct MQTTDaemonTests {
 
     /// Every value in the topic's one partition, in offset order, through the HTTP API.
     static func values(_ daemon: DaemonProcess) async throws -> [String] {
-        var values: [String] = []
-        var offset = 0
-        while true {
-            let (status, body) = try await daemon.request(
-                .GET, "/v1/topics/sensors/partitions/0/records?offset=\(offset)&max_records=10000&format=binary")
-            guard status == 200 else { throw MQTTTestFailure("read: \(status) \(body)") }
-            let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as! [String: Any]
-            let records = json["records"] as! [[String: Any]]
-            if records.isEmpty { return values }
-            for record in records {
-                let base64 = record["value_base64"] as? String ?? ""
-                values.append(String(decoding: Data(base64Encoded: base64) ?? Data(), as: UTF8.self))
-            }
-            offset = json["next_offset"] as! Int
-        }
+        try await daemon.recordValues("sensors")
     }
 
     static func pubacks(_ broker: MQTTTestBroker) -> Int {

@@ -157,20 +157,8 @@ struct PowerCutTests {
 
     /// Every value of partition 0 of `topic`, in offset order (JSON string values unquoted).
     static func values(_ daemon: DaemonProcess, _ topic: String) async throws -> [String] {
-        var values: [String] = []
-        var offset = 0
-        while true {
-            let (status, body) = try await daemon.request(
-                .GET, "/v1/topics/\(topic)/partitions/0/records?offset=\(offset)&max_records=10000&format=binary")
-            guard status == 200 else { throw MQTTTestFailure("read \(topic): \(status) \(body)") }
-            let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as! [String: Any]
-            let records = json["records"] as! [[String: Any]]
-            if records.isEmpty { return values }
-            for record in records {
-                let text = String(decoding: Data(base64Encoded: record["value_base64"] as? String ?? "") ?? Data(), as: UTF8.self)
-                values.append(text.hasPrefix("\"") && text.hasSuffix("\"") ? String(text.dropFirst().dropLast()) : text)
-            }
-            offset = json["next_offset"] as! Int
+        try await daemon.recordValues(topic).map { text in
+            text.hasPrefix("\"") && text.hasSuffix("\"") ? String(text.dropFirst().dropLast()) : text
         }
     }
 }

@@ -57,11 +57,14 @@ struct IngestBenchCommand: AsyncParsableCommand {
             unit: "msg/s", reference: "mosquitto → null subscriber, 4 publishers", referenceValue: reference4,
             target: "≥ 0.9"))
         let steadyRate = (durable * 0.8).rounded()
-        let latency = try bench.mqttLatency(rate: steadyRate, seconds: latencySeconds)
-        report.add(BenchResult(
-            name: "MQTT publish-to-commit latency at 80% of the durable rate (\(Int(steadyRate)) msg/s), p50",
-            value: latency.p50Ms, unit: "ms",
-            note: String(format: "p99 %.1f ms; publish time in the payload to the record's arrival at a Kafka consumer of the listener (committed records only)", latency.p99Ms)))
+        for fraction in [0.25, 0.8] {
+            let rate = (durable * fraction).rounded()
+            let latency = try bench.mqttLatency(rate: rate, seconds: latencySeconds)
+            report.add(BenchResult(
+                name: "MQTT publish-to-commit latency at \(Int(fraction * 100))% of the durable rate (\(Int(rate)) msg/s), p50",
+                value: latency.p50Ms, unit: "ms",
+                note: String(format: "p99 %.1f ms; publish time in the payload to the record's arrival at a Kafka consumer of the listener (committed records only)", latency.p99Ms)))
+        }
         if crashSeconds > 0 {
             let settings = try Self.deployQueueSettings()
             let crash = try bench.mqttCrashRun(rate: steadyRate, seconds: crashSeconds, kills: 5, brokerSettings: settings)
