@@ -78,8 +78,11 @@ struct MQTTGroupCommitTests {
     @Test func aCommitLongerThanTheKeepaliveKeepsTheConnection() async throws {
         let broker = try MQTTTestBroker()
         let log = try MQTTTestLog()
-        // The broker drops a client silent for 1.5 x keepalive (7.5 s); this commit takes 9 s.
-        let sink = RecordingSink(log.ingestor, delay: .seconds(9), delayedAppends: 1)
+        // The broker drops a client silent for 1.5 x keepalive (7.5 s), checking every 6 s
+        // (mosquitto 2.0.11 src/keepalive.c), so by 13.5 s at the latest; this commit takes
+        // 15 s. (Without the pings the broker drops the connection and delivers the message
+        // again: checked by disabling them.)
+        let sink = RecordingSink(log.ingestor, delay: .seconds(15), delayedAppends: 1)
         let service = try Self.service(broker, sink: sink, keepaliveSeconds: 5)
         try await MQTTIngestServiceTests.running(service) {
             try broker.publish("sensors/s/d/v", "slow")
