@@ -74,19 +74,10 @@ extension MQTTIngestService {
         while !records.isEmpty {
             do throws(IngestError) {
                 _ = try await sink.append(topic: topic, records: records)
-                storedCount.add(records.count, ordering: .relaxed)
-                storedCounter.increment(by: records.count)
+                countStored(records.count)
                 return .acknowledge
             } catch {
-                if case .recordTooLarge(let index, _, _) = error, records.indices.contains(index) {
-                    // Only that record is bad: drop it and store the others.
-                    records.remove(at: index)
-                    countFailed(1)
-                    logger.info(
-                        "MQTT message too large for the topic; dropped (acknowledged)",
-                        metadata: ["edgelog.topic": "\(topic)", "edgelog.error": "\(error)"])
-                    continue
-                }
+                if dropTooLargeRecord(from: &records, after: error, topic: topic) { continue }
                 countFailed(records.count)
                 let metadata: Logger.Metadata = [
                     "edgelog.topic": "\(topic)", "edgelog.records": "\(records.count)", "edgelog.error": "\(error)",
@@ -102,10 +93,5 @@ extension MQTTIngestService {
             }
         }
         return .acknowledge
-    }
-
-    private func countFailed(_ count: Int) {
-        failedCount.add(count, ordering: .relaxed)
-        failedCounter.increment(by: count)
     }
 }

@@ -26,22 +26,14 @@ extension MQTTIngestService {
         while !records.isEmpty {
             do throws(IngestError) {
                 _ = try await sink.append(topic: topic, records: records)
-                storedCount.add(records.count, ordering: .relaxed)
-                storedCounter.increment(by: records.count)
+                countStored(records.count)
                 if failing { logger.info("appending MQTT records again", metadata: ["edgelog.topic": "\(topic)"]) }
                 return
             } catch {
+                if dropTooLargeRecord(from: &records, after: error, topic: topic) { continue }
                 let metadata: Logger.Metadata = ["edgelog.topic": "\(topic)", "edgelog.error": "\(error)"]
-                if case .recordTooLarge(let index, _, _) = error, records.indices.contains(index) {
-                    records.remove(at: index)
-                    failedCount.add(1, ordering: .relaxed)
-                    failedCounter.increment()
-                    logger.info("MQTT record too large for the topic; dropped", metadata: metadata)
-                    continue
-                }
                 if Self.isPermanent(error) || queue.isClosed {
-                    failedCount.add(records.count, ordering: .relaxed)
-                    failedCounter.increment(by: records.count)
+                    countFailed(records.count)
                     logger.info("cannot store \(records.count) acknowledged MQTT records; lost", metadata: metadata)
                     return
                 }

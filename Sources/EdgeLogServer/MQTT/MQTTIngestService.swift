@@ -313,4 +313,28 @@ public final class MQTTIngestService: Service, Sendable {
         case .storage: false
         }
     }
+
+    // MARK: Outcomes (both ack modes)
+
+    func countStored(_ count: Int) {
+        storedCount.add(count, ordering: .relaxed)
+        storedCounter.increment(by: count)
+    }
+
+    func countFailed(_ count: Int) {
+        failedCount.add(count, ordering: .relaxed)
+        failedCounter.increment(by: count)
+    }
+
+    /// When `error` says one record is larger than the topic allows, drops (and counts and
+    /// logs) that record and returns true: the others can still be stored.
+    func dropTooLargeRecord(from records: inout [Record], after error: IngestError, topic: String) -> Bool {
+        guard case .recordTooLarge(let index, _, _) = error, records.indices.contains(index) else { return false }
+        records.remove(at: index)
+        countFailed(1)
+        logger.info(
+            "MQTT message too large for the topic; dropped",
+            metadata: ["edgelog.topic": "\(topic)", "edgelog.error": "\(error)"])
+        return true
+    }
 }
