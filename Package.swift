@@ -47,6 +47,11 @@ let package = Package(
             providers: [.apt(["liblz4-dev"])]
         ),
         .systemLibrary(
+            name: "CSnappy",
+            pkgConfig: "snappy",
+            providers: [.apt(["libsnappy-dev"])]
+        ),
+        .systemLibrary(
             name: "CMosquitto",
             pkgConfig: "libmosquitto",
             providers: [.apt(["libmosquitto-dev"])]
@@ -56,7 +61,7 @@ let package = Package(
         .target(
             name: "EdgeLogStorage",
             dependencies: [
-                "CCRC32C", "CZlib", "CZstd", "CLZ4",
+                "CCRC32C", "CZlib", "CZstd", "CLZ4", "CSnappy",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -7,7 +7,7 @@
 #   deploy/install.sh --root DIR ...        install into DIR (a chroot, an image, a test)
 #
 # What it does:
-#   - apt-get installs the runtime packages (libmosquitto1 zlib1g libzstd1 liblz4-1, and
+#   - apt-get installs the runtime packages (libmosquitto1 zlib1g libzstd1 liblz4-1 libsnappy1v5, and
 #     procps for the unit's ExecReload=/bin/kill) when one is missing;
 #   - creates the system user and group edgelog (no login, home /var/lib/edgelog);
 #   - installs the binary to /usr/bin/edgelog and the unit to
@@ -85,7 +85,7 @@ unit_path=/etc/systemd/system/edgelog.service
 config_dir=/etc/edgelog
 config_path=$config_dir/edgelog.toml
 data_dir=/var/lib/edgelog
-runtime_packages=(libmosquitto1 zlib1g libzstd1 liblz4-1 procps)
+runtime_packages=(libmosquitto1 zlib1g libzstd1 liblz4-1 libsnappy1v5 procps)
 
 # Whether the systemd to talk to is running (never for --root).
 systemd_running() { [ -z "$root" ] && [ -d /run/systemd/system ]; }

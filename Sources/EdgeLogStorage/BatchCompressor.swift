@@ -4,8 +4,8 @@ import CZstd
 public import NIOCore
 
 /// Compresses and decompresses the records section of batches with reusable codec contexts
-/// (one zlib stream, one zstd context, one lz4 context), so that the hot path allocates no
-/// codec state per batch.
+/// (one zlib stream, one zstd context, one lz4 context; snappy needs none), so that the hot
+/// path allocates no codec state per batch.
 ///
 /// Not thread-safe: each appender and each reader owns one.
 public final class BatchCompressor {
@@ -52,7 +52,7 @@ public final class BatchCompressor {
         case .lz4:
             try compressLZ4(input, level: level, into: &output)
         case .snappy:
-            throw .unsupportedCodec(.snappy)
+            try Snappy.compress(input, into: &output)
         }
     }
 
@@ -72,7 +72,7 @@ public final class BatchCompressor {
         case .lz4:
             try decompressLZ4(input, into: &output)
         case .snappy:
-            throw .unsupportedCodec(.snappy)
+            try Snappy.decompress(input, maxBytes: maxDecompressedBytes, into: &output)
         }
     }
 

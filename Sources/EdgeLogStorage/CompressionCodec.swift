@@ -22,8 +22,4 @@ public enum CompressionCodec: Int16, Sendable, CaseIterable, CustomStringConvert
         case .zstd: "zstd"
         }
     }
-
-    /// Whether edgelog can compress and decompress with this codec (snappy it stores and
-    /// forwards, but cannot decode).
-    public var isSupported: Bool { self != .snappy }
 }

@@ -5,8 +5,6 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     case corruptBatch(reason: String)
     /// The stored CRC does not match the bytes.
     case checksumMismatch(expected: UInt32, actual: UInt32)
-    /// A compressed batch uses a codec edgelog cannot decode.
-    case unsupportedCodec(CompressionCodec)
     /// A codec failed to compress or decompress.
     case compression(codec: CompressionCodec, reason: String)
     /// A single record is larger than the partition's maximum batch size.
@@ -36,7 +34,6 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
         case .corruptBatch(let reason): "corrupt record batch: \(reason)"
         case .checksumMismatch(let expected, let actual):
             "record batch CRC mismatch: stored \(hex(expected)), computed \(hex(actual))"
-        case .unsupportedCodec(let codec): "compression codec \(codec) is not supported"
         case .compression(let codec, let reason): "\(codec) compression failed: \(reason)"
         case .recordTooLarge(let bytes, let maxBytes):
             "record of \(bytes) bytes is larger than the maximum batch size of \(maxBytes) bytes"

@@ -171,7 +171,7 @@ import Testing
     @Test(arguments: [
         ("[http]\nlisten = 8080\n", 2, "http.listen", "expected a string"),
         ("[http]\nlisten = \"localhost\"\n", 2, "http.listen", "expected host:port"),
-        ("[storage]\ncodec = \"snappy\"\n", 2, "storage.codec", "not one of none, gzip, lz4, zstd"),
+        ("[storage]\ncodec = \"brotli\"\n", 2, "storage.codec", "not one of none, gzip, snappy, lz4, zstd"),
         ("[storage]\n\nflsuh = \"always\"\n", 3, "storage.flsuh", "unknown key"),
         ("[[topics]]\nname = \"a b\"\n", 2, "topics[0].name", "invalid topic name"),
         ("[[mqtt.brokers]]\nname = \"x\"\nport = 70000\n", 3, "mqtt.brokers[0].port", "out of range"),

@@ -130,7 +130,7 @@ struct DaemonProcessTests {
         let line = try #require(text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.hasPrefix("codec = ") }) + 1
         #expect(error.contains("edgelog.toml:\(line): key 'storage.codec'"), "\(error)")
         let (checkCode, _, checkError) = try DaemonProcess.cli(["config", "check", daemon.configPath])
-        #expect(checkCode == 1 && checkError.contains("'brotli' is not one of none, gzip, lz4, zstd"))
+        #expect(checkCode == 1 && checkError.contains("'brotli' is not one of none, gzip, snappy, lz4, zstd"))
     }
 
     /// Under systemd (JOURNAL_STREAM names the daemon's standard error) every log line carries

@@ -219,7 +219,7 @@ struct KafkaPythonInteropTests {
 // MARK: - Samples and helpers
 
 enum InteropSamples {
-    static let codecs: [CompressionCodec] = [.none, .gzip, .lz4, .zstd]
+    static let codecs: [CompressionCodec] = [.none, .gzip, .snappy, .lz4, .zstd]
     static let stamps: [RecordBatchBuilder.ProducerStamp] = [.none, .init(id: 1234, epoch: 5, baseSequence: 100)]
 
     /// 240 compressible records covering the format's corners: null, empty and non-null keys

@@ -97,7 +97,7 @@ import Testing
 
     // MARK: Healthy partitions
 
-    @Test(arguments: [CompressionCodec.none, .gzip, .lz4, .zstd])
+    @Test(arguments: [CompressionCodec.none, .gzip, .snappy, .lz4, .zstd])
     func dumpListsEveryBatchWithValidChecksums(codec: CompressionCodec) throws {
         let directory = Fixtures.temporaryDirectory()
         defer { Fixtures.remove(directory) }

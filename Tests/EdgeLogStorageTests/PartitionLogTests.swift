@@ -19,7 +19,7 @@ import Testing
         }
     }
 
-    @Test(arguments: [CompressionCodec.none, .gzip, .lz4, .zstd])
+    @Test(arguments: [CompressionCodec.none, .gzip, .snappy, .lz4, .zstd])
     func appendsGetDenseOffsetsAndReadBack(codec: CompressionCodec) async throws {
         let directory = Fixtures.temporaryDirectory()
         defer { Fixtures.remove(directory) }

@@ -3,7 +3,7 @@ import NIOCore
 import Testing
 
 @Suite struct RecordBatchTests {
-    @Test(arguments: [CompressionCodec.none, .gzip, .lz4, .zstd])
+    @Test(arguments: [CompressionCodec.none, .gzip, .snappy, .lz4, .zstd])
     func roundTripsEveryField(codec: CompressionCodec) throws {
         let records = (0..<50).map { Fixtures.record($0) }
         let bytes = try Fixtures.batch(records: records, baseOffset: 1000, codec: codec)
@@ -29,7 +29,7 @@ import Testing
     @Test func compressionShrinksRepetitiveRecords() throws {
         let records = (0..<500).map { Fixtures.record($0) }
         let plain = try Fixtures.batch(records: records, codec: .none)
-        for codec in [CompressionCodec.gzip, .lz4, .zstd] {
+        for codec in [CompressionCodec.gzip, .snappy, .lz4, .zstd] {
             let compressed = try Fixtures.batch(records: records, codec: codec)
             #expect(compressed.readableBytes * 3 < plain.readableBytes, "\(codec)")
         }
@@ -97,7 +97,7 @@ import Testing
         }
     }
 
-    @Test(arguments: [CompressionCodec.gzip, .lz4, .zstd])
+    @Test(arguments: [CompressionCodec.gzip, .snappy, .lz4, .zstd])
     func truncatedCompressedSectionIsAnError(codec: CompressionCodec) throws {
         let records = (0..<200).map { Fixtures.record($0) }
         let bytes = try Fixtures.batch(records: records, codec: codec)
@@ -108,7 +108,7 @@ import Testing
         #expect(throws: StorageError.self) { try batch.decodeRecords(using: BatchCompressor()) }
     }
 
-    @Test(arguments: [CompressionCodec.gzip, .lz4, .zstd])
+    @Test(arguments: [CompressionCodec.gzip, .snappy, .lz4, .zstd])
     func garbageCompressedSectionIsAnError(codec: CompressionCodec) throws {
         var bytes = try Fixtures.batch(records: [Fixtures.record(1)], codec: codec)
         for index in RecordBatch.Layout.records..<bytes.readableBytes { bytes.setInteger(UInt8(index & 0xFF), at: index) }
@@ -118,7 +118,7 @@ import Testing
 
     @Test func decompressionBombsAreRefused() throws {
         let big = Record(timestamp: 1, value: ByteBuffer(repeating: 0, count: 1 << 20))
-        for codec in [CompressionCodec.gzip, .lz4, .zstd] {
+        for codec in [CompressionCodec.gzip, .snappy, .lz4, .zstd] {
             let batch = try RecordBatch(validating: try Fixtures.batch(records: [big], codec: codec))
             #expect(throws: StorageError.self) {
                 try batch.decodeRecords(using: BatchCompressor(maxDecompressedBytes: 64 * 1024))
@@ -126,11 +126,32 @@ import Testing
         }
     }
 
-    @Test func snappyIsReportedAsUnsupported() throws {
-        var builder = RecordBatchBuilder(codec: .snappy)
-        builder.append(Fixtures.record(0))
+    /// The Java client and kafka-python frame snappy the xerial way: a 16-byte header, then
+    /// blocks of a big-endian length and plain snappy. Read as one section, like plain snappy.
+    @Test func snappyReadsXerialFramingAndRefusesItsTruncation() throws {
+        let compressor = BatchCompressor()
+        let halves = [ByteBuffer(repeating: 0x61, count: 40_000), ByteBuffer(string: String(repeating: "reading ", count: 900))]
+        var framed = ByteBuffer(bytes: [0x82, 0x53, 0x4E, 0x41, 0x50, 0x50, 0x59, 0x00, 0, 0, 0, 1, 0, 0, 0, 1])
+        for half in halves {
+            var block = ByteBuffer()
+            try compressor.compress(half, codec: .snappy, into: &block)
+            framed.writeInteger(Int32(block.readableBytes))
+            framed.writeImmutableBuffer(block)
+        }
+        var plain = ByteBuffer()
+        try compressor.decompress(framed, codec: .snappy, into: &plain)
+        var expected = ByteBuffer()
+        for half in halves { expected.writeImmutableBuffer(half) }
+        #expect(plain == expected)
+
+        let cut = framed.getSlice(at: 0, length: framed.readableBytes - 3)!
+        var ignored = ByteBuffer()
+        #expect(throws: StorageError.self) { try compressor.decompress(cut, codec: .snappy, into: &ignored) }
+        // A declared size over the limit is refused before anything is allocated for it.
         var out = ByteBuffer()
-        #expect(throws: StorageError.unsupportedCodec(.snappy)) { try builder.finish(baseOffset: 0, into: &out) }
+        #expect(throws: StorageError.self) {
+            try BatchCompressor(maxDecompressedBytes: 45_000).decompress(framed, codec: .snappy, into: &out)
+        }
     }
 
     @Test func varintsRoundTripAtTheEdges() {

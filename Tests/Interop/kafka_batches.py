@@ -44,7 +44,7 @@ import sys
 from kafka.partitioner.default import murmur2
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
-CODECS = (0, 1, 3, 4)  # none, gzip, lz4, zstd (snappy, 2, needs python-snappy)
+CODECS = (0, 1, 2, 3, 4)  # none, gzip, snappy (xerial framing, python-snappy), lz4, zstd
 HUGE_BATCH_SIZE = 1 << 30
 
 

@@ -2,7 +2,7 @@
 """Produces numbered records to a Kafka broker, for edgelog's listener tests.
 
     kafka_produce.py --client confluent|kafka-python --bootstrap HOST:PORT --topic T --count N
-                     [--codec none|gzip|lz4|zstd] [--prefix P]
+                     [--codec none|gzip|snappy|lz4|zstd] [--prefix P]
 
 Record i has key "k<i % 7>", value "<prefix>-<i>" followed by 200 bytes of repeated text (so
 every codec really compresses), and one header ("i", "<i>"). confluent-kafka produces with

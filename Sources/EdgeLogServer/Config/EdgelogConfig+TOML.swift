@@ -173,8 +173,8 @@ extension EdgelogConfig {
     private static func readLogConfig(_ table: TOMLTableReader, base: LogConfig) throws(ConfigError) -> LogConfig {
         var log = base
         if let name = try table.string("codec") {
-            guard let codec = CompressionCodec(name: name), codec.isSupported else {
-                throw table.error("codec", "'\(name)' is not one of none, gzip, lz4, zstd")
+            guard let codec = CompressionCodec(name: name) else {
+                throw table.error("codec", "'\(name)' is not one of none, gzip, snappy, lz4, zstd")
             }
             log.codec = codec
         }

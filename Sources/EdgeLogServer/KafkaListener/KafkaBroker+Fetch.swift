@@ -43,7 +43,10 @@ extension KafkaBroker {
             spans.append([])
             for partition in topic.partitions {
                 spans[spans.count - 1].append(nil)
-                var data = FetchResponse.PartitionData(partitionIndex: partition.partition)
+                // Every partition answer carries a record set, empty when there is nothing to
+                // send: clients (librdkafka) reject a null one as a parse failure and retry
+                // at once instead of acting on the error code (auto.offset.reset).
+                var data = FetchResponse.PartitionData(partitionIndex: partition.partition, records: ByteBuffer())
                 guard let log = try? manager.partition(topic: topic.topic, partition.partition) else {
                     data.errorCode = KafkaErrorCode.unknownTopicOrPartition.rawValue
                     data.highWatermark = -1
@@ -62,7 +65,6 @@ extension KafkaBroker {
                 }
                 if partition.fetchOffset == offsets.logEndOffset {
                     waitOn.append((log, partition.fetchOffset))
-                    data.records = ByteBuffer()
                 } else {
                     // The first partition with data gets at least one whole batch even past
                     // the budget; after that the budget is respected.
@@ -74,7 +76,7 @@ extension KafkaBroker {
                                 total += span?.length ?? 0
                                 budget -= span?.length ?? 0
                                 spans[spans.count - 1][partitions.count] = span
-                                data.records = span == nil ? ByteBuffer() : nil
+                                if span != nil { data.records = nil }  // spliced in from the file
                             } else {
                                 let bytes = try log.read(from: partition.fetchOffset, maxBytes: max(limit, 1))
                                 total += bytes.readableBytes
@@ -85,8 +87,6 @@ extension KafkaBroker {
                             let (code, _) = Self.fetchError(error)
                             data.errorCode = code.rawValue
                         }
-                    } else {
-                        data.records = ByteBuffer()
                     }
                 }
                 partitions.append(data)

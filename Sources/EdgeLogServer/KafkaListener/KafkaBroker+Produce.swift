@@ -59,8 +59,8 @@ extension KafkaBroker {
         } catch {
             return answer(.corruptMessage, "\(error)")
         }
-        guard let codec = batch.codec, codec != .snappy else {
-            return answer(KafkaErrorCode(76), "compression \(batch.codec.map { "\($0)" } ?? "unknown") is not supported; use gzip, lz4 or zstd")
+        guard batch.codec != nil else {
+            return answer(KafkaErrorCode(76), "unknown compression codec; use gzip, snappy, lz4 or zstd")
         }
         guard !batch.isTransactional, !batch.isControlBatch else {
             return answer(.unsupportedForMessageFormat, "transactions are not supported")

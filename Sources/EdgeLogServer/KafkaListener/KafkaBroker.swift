@@ -1,6 +1,7 @@
 import EdgeLogKafka
 import EdgeLogStorage
 import Logging
+import Metrics
 import NIOCore
 import Synchronization
 
@@ -57,6 +58,9 @@ final class KafkaBroker: Sendable {
     let producers = ProducerStateTable()
     let groups: GroupCoordinator
     private let nextProducerId: Atomic<Int64>
+    /// `edgelog_kafka_requests_total{api}`: made once per API so counting costs no allocation.
+    /// A client stuck in a loop of failing requests shows up here as a rate.
+    private let requestCounters: [KafkaAPIKey: Counter]
 
     init(manager: LogManager, settings: EdgelogConfig.Kafka, defaultPartitions: Int32, logger: Logger) {
         self.manager = manager
@@ -71,6 +75,9 @@ final class KafkaBroker: Sendable {
         // Producer ids must not repeat across restarts (producer state is in memory): start
         // from the clock, in milliseconds, which a restart cannot go back past in practice.
         self.nextProducerId = Atomic(wallClockMs())
+        self.requestCounters = Dictionary(uniqueKeysWithValues: Self.supportedVersions.keys.map {
+            ($0, Counter(label: "edgelog_kafka_requests_total", dimensions: [("api", "\($0)")]))
+        })
     }
 
     static func advertisableHost(_ host: String) -> String {
@@ -112,6 +119,7 @@ final class KafkaBroker: Sendable {
             return .close(reason: "\(api) v\(header.apiVersion) is not supported (\(Self.supportedVersions[api].map { "\($0)" } ?? "none"))")
         }
         let version = header.apiVersion
+        requestCounters[api]?.increment()
         do {
             try header.readRest(from: &body, headerVersion: api.isFlexibleRequest(version) ? 2 : 1)
             let correlationId = header.correlationId

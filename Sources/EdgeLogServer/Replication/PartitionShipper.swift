@@ -424,7 +424,9 @@ final class PartitionShipper: Sendable {
 
     private func readLog(from offset: Int64) throws -> ByteBuffer {
         do {
-            return try log.read(from: offset, maxBytes: upstream.maxRequestBytes)
+            // Under a rate limit a request holds at most one second of it (one batch when a
+            // batch is larger), so a metered uplink never sees a burst of a whole request.
+            return try log.read(from: offset, maxBytes: min(upstream.maxRequestBytes, limiter?.bytesPerSecond ?? .max))
         } catch {
             if case .offsetOutOfRange = error {
                 let offsets = log.offsets

@@ -1,0 +1,154 @@
+import Foundation
+import Testing
+
+/// Consumers whose position is outside the log (past its end, below its start after
+/// `drop-oldest`, a committed offset that no longer exists) with real clients: each reset
+/// policy does what the client documents, and no client is left in a loop of failed Fetches.
+@Suite(
+    .enabled(
+        if: ProcessInfo.processInfo.environment["EDGELOG_IT"] == "1"
+            && FileManager.default.isExecutableFile(atPath: DaemonProcess.binary)),
+    .serialized)
+struct KafkaListenerOffsetResetTests {
+    struct Outcome: Decodable {
+        var firstOffset: Int?
+        var low: Int?
+        var high: Int?
+        var value: String?
+        var error: String?
+        var timeout: Bool?
+
+        enum CodingKeys: String, CodingKey {
+            case firstOffset = "first_offset", low, high, value, error, timeout
+        }
+    }
+
+    /// A daemon with the one-partition topic `reset`; `storage` goes into its [storage] table.
+    static func daemon(storage: String = "", codec: String = "gzip") async throws -> DaemonProcess {
+        let daemon = try DaemonProcess(extraConfig: """
+            [storage]
+            \(storage)
+
+            [[topics]]
+            name = "reset"
+            partitions = 1
+            codec = "\(codec)"
+            """)
+        try await daemon.start()
+        return daemon
+    }
+
+    static func probe(_ daemon: DaemonProcess, client: String, _ arguments: [String]) throws -> Outcome {
+        let run = try runCapturing("/usr/bin/env", [
+            "python3", interopScript("kafka_offset_reset.py"), "--client", client,
+            "--bootstrap", "127.0.0.1:\(daemon.kafkaPort)", "--topic", "reset",
+        ] + arguments)
+        guard run.status == 0, let line = run.stdout.split(separator: "\n").last else {
+            throw MQTTTestFailure("kafka_offset_reset.py \(arguments) failed (\(run.status)): \(run.stderr)")
+        }
+        return try JSONDecoder().decode(Outcome.self, from: Data(line.utf8))
+    }
+
+    static func ingest(_ daemon: DaemonProcess, count: Int, size: Int = 8) async throws {
+        let padding = String(repeating: "p", count: size)
+        for start in stride(from: 0, to: count, by: 500) {
+            let lines = (start..<min(count, start + 500)).map { #"{"value":"r\#($0)-\#(padding)"}"# }
+            let (status, body) = try await daemon.request(
+                .POST, "/v1/topics/reset/records", contentType: "application/x-ndjson", body: lines.joined(separator: "\n"))
+            #expect(status == 200, "ingest: \(body)")
+        }
+    }
+
+    /// The Fetch requests the listener has answered so far (`edgelog_kafka_requests_total`).
+    static func fetchRequests(_ daemon: DaemonProcess) async throws -> Int {
+        let (_, metrics) = try await daemon.request(.GET, "/metrics")
+        let line = metrics.split(separator: "\n").first { $0.hasPrefix("edgelog_kafka_requests_total{api=\"fetch\"}") }
+        return line.flatMap { $0.split(separator: " ").last }.flatMap { Int(Double($0) ?? 0) } ?? 0
+    }
+
+    @Test(arguments: ["confluent", "kafka-python"])
+    func aPositionPastTheEndResetsAsConfigured(client: String) async throws {
+        let daemon = try await Self.daemon()
+        defer { daemon.remove() }
+        try await Self.ingest(daemon, count: 50)
+        let fetchesBefore = try await Self.fetchRequests(daemon)
+
+        let earliest = try Self.probe(daemon, client: client, ["--reset", "earliest", "--offset", "1000"])
+        #expect(earliest.firstOffset == 0, "earliest: \(earliest)")
+        #expect(earliest.value?.hasPrefix(#""r0-"#) == true)
+
+        let latest = try Self.probe(daemon, client: client, ["--reset", "latest", "--offset", "1000"])
+        #expect((latest.firstOffset ?? -1) >= 50, "latest: \(latest)")
+        #expect(latest.value == "marker", "latest: nothing older than the end is read")
+
+        let error = try Self.probe(daemon, client: client, ["--reset", "error", "--offset", "1000"])
+        #expect(error.error != nil, "error: \(error)")
+        #expect(error.error?.lowercased().contains("offset") == true, "the error names the offset: \(error)")
+
+        // Three short-lived consumers with a 200 ms long poll: a few dozen Fetches. A client in a
+        // loop of rejected answers sends about a thousand a second.
+        let fetches = try await Self.fetchRequests(daemon) - fetchesBefore
+        #expect(fetches > 0 && fetches < 400, "\(fetches) Fetch requests")
+        #expect(try await daemon.stop() == 0)
+    }
+
+    @Test(arguments: ["confluent", "kafka-python"])
+    func aCommittedOffsetBelowTheLogStartAfterDropOldestResetsAsConfigured(client: String) async throws {
+        let daemon = try await Self.daemon(storage: """
+            segment_bytes = 8192
+            disk_budget_bytes = 131072
+            overflow = "drop-oldest"
+            """, codec: "none")
+        defer { daemon.remove() }
+        try await Self.ingest(daemon, count: 20)
+        for group in ["earliest", "latest", "error"] {
+            let committed = try runCapturing("/usr/bin/env", [
+                "python3", interopScript("kafka_offset_reset.py"), "--client", client,
+                "--bootstrap", "127.0.0.1:\(daemon.kafkaPort)", "--topic", "reset",
+                "--group", "\(client)-\(group)", "--commit", "5",
+            ])
+            #expect(committed.status == 0, "commit: \(committed.stderr)")
+        }
+        // About 400 KB through a 128 KB budget: the oldest segments, offset 5 among them, go.
+        try await Self.ingest(daemon, count: 4000, size: 80)
+
+        let earliest = try Self.probe(daemon, client: client, ["--reset", "earliest", "--group", "\(client)-earliest"])
+        #expect((earliest.low ?? 0) > 5, "drop-oldest moved the log start past the committed offset: \(earliest)")
+        #expect(earliest.firstOffset == earliest.low, "earliest: \(earliest)")
+
+        let latest = try Self.probe(daemon, client: client, ["--reset", "latest", "--group", "\(client)-latest"])
+        #expect((latest.firstOffset ?? -1) >= (latest.high ?? .max), "latest: \(latest)")
+        #expect(latest.value == "marker")
+
+        let error = try Self.probe(daemon, client: client, ["--reset", "error", "--group", "\(client)-error"])
+        #expect(error.error != nil, "error: \(error)")
+        #expect(try await daemon.stop() == 0)
+    }
+
+    @Test func kcatResetsAPositionPastTheEnd() async throws {
+        let daemon = try await Self.daemon()
+        defer { daemon.remove() }
+        try await Self.ingest(daemon, count: 30)
+        let bootstrap = "127.0.0.1:\(daemon.kafkaPort)"
+        func kcat(_ reset: String) throws -> (status: Int32, stdout: String, stderr: String) {
+            // Bounded: a kcat that never reaches the end would otherwise wait forever.
+            try runCapturing("/usr/bin/timeout", [
+                "-k", "5", "20", KafkaListenerTests.kcat, "-b", bootstrap, "-C", "-t", "reset", "-p", "0", "-o", "1000", "-e", "-q",
+                "-X", "auto.offset.reset=\(reset)", "-f", "%o %s\\n",
+            ])
+        }
+        let earliest = try kcat("earliest")
+        #expect(earliest.status == 0, "\(earliest.stderr)")
+        let lines = earliest.stdout.split(separator: "\n")
+        #expect(lines.count == 30, "earliest reads the whole log: \(earliest.stdout) \(earliest.stderr)")
+        #expect(lines.first?.hasPrefix(#"0 "r0-"#) == true)
+
+        let latest = try kcat("latest")
+        #expect(latest.status == 0, "\(latest.stderr)")
+        #expect(latest.stdout.isEmpty, "latest starts at the end: \(latest.stdout)")
+
+        let error = try kcat("error")
+        #expect(error.stdout.isEmpty)
+        #expect(error.stderr.lowercased().contains("offset out of range"), "error: \(error.status) \(error.stderr)")
+    }
+}
