@@ -9,6 +9,8 @@ public struct ProducerBatch: Sendable, Equatable {
     public var baseSequence: Int32
     public var recordCount: Int32
     public var baseOffset: Int64
+    /// The largest record timestamp in the batch.
+    public var maxTimestamp: Int64
     /// Stored size of the whole batch.
     public var size: Int
 
@@ -24,6 +26,7 @@ public struct ProducerBatch: Sendable, Equatable {
             let producerId = bytes.getInteger(at: at + Layout.producerId, as: Int64.self),
             let epoch = bytes.getInteger(at: at + Layout.producerEpoch, as: Int16.self),
             let sequence = bytes.getInteger(at: at + Layout.baseSequence, as: Int32.self),
+            let maxTimestamp = bytes.getInteger(at: at + Layout.maxTimestamp, as: Int64.self),
             Int(length) + Layout.logOverhead >= Layout.headerSize
         else { return nil }
         self.producerId = producerId
@@ -31,6 +34,7 @@ public struct ProducerBatch: Sendable, Equatable {
         self.baseSequence = sequence
         self.recordCount = delta &+ 1
         self.baseOffset = baseOffset
+        self.maxTimestamp = maxTimestamp
         self.size = Int(length) + Layout.logOverhead
     }
 }

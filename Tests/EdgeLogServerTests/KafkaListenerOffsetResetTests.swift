@@ -1,3 +1,4 @@
+import EdgeLogKafka
 import Foundation
 import Testing
 
@@ -59,10 +60,10 @@ struct KafkaListenerOffsetResetTests {
         }
     }
 
-    /// The Fetch requests the listener has answered so far (`edgelog_kafka_requests_total`).
-    static func fetchRequests(_ daemon: DaemonProcess) async throws -> Int {
+    /// The requests of one API the listener has answered so far (`edgelog_kafka_requests_total`).
+    static func requests(_ daemon: DaemonProcess, api: String = "fetch") async throws -> Int {
         let (_, metrics) = try await daemon.request(.GET, "/metrics")
-        let line = metrics.split(separator: "\n").first { $0.hasPrefix("edgelog_kafka_requests_total{api=\"fetch\"}") }
+        let line = metrics.split(separator: "\n").first { $0.hasPrefix("edgelog_kafka_requests_total{api=\"\(api)\"}") }
         return line.flatMap { $0.split(separator: " ").last }.flatMap { Int(Double($0) ?? 0) } ?? 0
     }
 
@@ -71,7 +72,7 @@ struct KafkaListenerOffsetResetTests {
         let daemon = try await Self.daemon()
         defer { daemon.remove() }
         try await Self.ingest(daemon, count: 50)
-        let fetchesBefore = try await Self.fetchRequests(daemon)
+        let fetchesBefore = try await Self.requests(daemon)
 
         let earliest = try Self.probe(daemon, client: client, ["--reset", "earliest", "--offset", "1000"])
         #expect(earliest.firstOffset == 0, "earliest: \(earliest)")
@@ -87,7 +88,7 @@ struct KafkaListenerOffsetResetTests {
 
         // Three short-lived consumers with a 200 ms long poll: a few dozen Fetches. A client in a
         // loop of rejected answers sends about a thousand a second.
-        let fetches = try await Self.fetchRequests(daemon) - fetchesBefore
+        let fetches = try await Self.requests(daemon) - fetchesBefore
         #expect(fetches > 0 && fetches < 400, "\(fetches) Fetch requests")
         #expect(try await daemon.stop() == 0)
     }
@@ -122,6 +123,61 @@ struct KafkaListenerOffsetResetTests {
 
         let error = try Self.probe(daemon, client: client, ["--reset", "error", "--group", "\(client)-error"])
         #expect(error.error != nil, "error: \(error)")
+        #expect(try await daemon.stop() == 0)
+    }
+
+    /// KIP-320 with librdkafka: a position that carries a leader epoch is checked with
+    /// OffsetForLeaderEpoch; one inside the log is kept, one past the epoch's end is a truncated
+    /// log (an error under `error`, otherwise consumption goes on from the log end).
+    @Test func aPositionWithALeaderEpochIsCheckedAndTruncated() async throws {
+        let daemon = try await Self.daemon()
+        defer { daemon.remove() }
+        try await Self.ingest(daemon, count: 30)
+
+        let inside = try Self.probe(daemon, client: "confluent", ["--reset", "error", "--offset", "5", "--leader-epoch", "0"])
+        #expect(inside.firstOffset == 5, "a valid position is kept: \(inside)")
+        #expect(try await Self.requests(daemon, api: "offsetForLeaderEpoch") >= 1, "librdkafka validated the position")
+
+        let truncated = try Self.probe(daemon, client: "confluent", ["--reset", "error", "--offset", "1000", "--leader-epoch", "0"])
+        #expect(truncated.error?.contains("truncation") == true, "truncation is reported: \(truncated)")
+
+        let resumed = try Self.probe(daemon, client: "confluent", ["--reset", "latest", "--offset", "1000", "--leader-epoch", "0"])
+        #expect((resumed.firstOffset ?? -1) >= 30 && resumed.value == "marker", "goes on from the log end: \(resumed)")
+        #expect(try await daemon.stop() == 0)
+    }
+
+    /// DescribeProducers (KIP-664) shows an idempotent producer's last sequence and timestamp,
+    /// also after a restart (rebuilt from the log's batch headers).
+    @Test func describeProducersShowsIdempotentProducersAcrossARestart() async throws {
+        let daemon = try await Self.daemon()
+        defer { daemon.remove() }
+        let produce = try runCapturing("/usr/bin/env", [
+            "python3", interopScript("kafka_produce.py"), "--bootstrap", "127.0.0.1:\(daemon.kafkaPort)", "--topic", "reset",
+            "--count", "300", "--codec", "lz4",
+        ])
+        #expect(produce.status == 0, "\(produce.stdout) \(produce.stderr)")
+        func describe() async throws -> DescribeProducersResponse.PartitionResponse? {
+            let connection = try await KafkaConnection.connect(
+                to: KafkaBrokerAddress(host: "127.0.0.1", port: daemon.kafkaPort), configuration: KafkaClientConfiguration())
+            defer { connection.close() }
+            let response = try await connection.send(DescribeProducersRequest(topics: [
+                .init(name: "reset", partitionIndexes: [0, 7]), .init(name: "nowhere", partitionIndexes: [0]),
+            ]))
+            #expect(response.topics.last?.partitions.first?.errorCode == KafkaErrorCode.unknownTopicOrPartition.rawValue)
+            #expect(response.topics.first?.partitions.last?.errorCode == KafkaErrorCode.unknownTopicOrPartition.rawValue)
+            return response.topics.first?.partitions.first
+        }
+        let before = try #require(try await describe())
+        #expect(before.errorCode == 0)
+        let producer = try #require(before.activeProducers.first, "one idempotent producer: \(before)")
+        #expect(before.activeProducers.count == 1)
+        #expect(producer.producerId >= 0 && producer.lastSequence == 299, "\(producer)")
+        #expect(producer.lastTimestamp > 1_700_000_000_000)
+
+        #expect(try await daemon.stop() == 0)
+        try await daemon.start()
+        let after = try #require(try await describe())
+        #expect(after.activeProducers == before.activeProducers, "rebuilt from the log after a restart")
         #expect(try await daemon.stop() == 0)
     }
 

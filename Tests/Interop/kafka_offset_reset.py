@@ -3,10 +3,13 @@
 
     kafka_offset_reset.py --client confluent|kafka-python --bootstrap HOST:PORT --topic T
                           --reset earliest|latest|error
-                          (--offset N | --group G) [--commit N] [--timeout S]
+                          (--offset N [--leader-epoch E] | --group G) [--commit N] [--timeout S]
 
 Reads partition 0 of T, starting either at offset N (assign) or at group G's committed
 offset (subscribe). With --commit N it only commits offset N for group G and exits.
+With --leader-epoch (confluent only) the position carries that epoch, so librdkafka checks it
+with OffsetForLeaderEpoch first (KIP-320) and treats a position past the epoch's end as a
+truncated log.
 
 Prints one JSON line and exits 0:
   {"first_offset": O, "low": L, "high": H}   the first record read (earliest, latest)
@@ -36,11 +39,17 @@ def confluent(args):
         committed = consumer.commit(offsets=[TopicPartition(args.topic, 0, args.commit)], asynchronous=False)
         consumer.close()
         return {"committed": committed[0].offset}
-    low, high = consumer.get_watermark_offsets(TopicPartition(args.topic, 0), timeout=10)
+    # The log's bounds through a consumer of their own: the one under test must learn the
+    # partition's leader epoch after its assignment, which is when librdkafka validates a
+    # position that carries an epoch.
+    probe = Consumer(config)
+    low, high = probe.get_watermark_offsets(TopicPartition(args.topic, 0), timeout=10)
+    probe.close()
     if args.group:
         consumer.subscribe([args.topic])
     else:
-        consumer.assign([TopicPartition(args.topic, 0, args.offset)])
+        epoch = {} if args.leader_epoch is None else {"leader_epoch": args.leader_epoch}
+        consumer.assign([TopicPartition(args.topic, 0, args.offset, **epoch)])
     producer = Producer({"bootstrap.servers": args.bootstrap}) if args.reset == "latest" else None
     deadline = time.monotonic() + args.timeout
     next_marker = time.monotonic() + 1
@@ -114,6 +123,7 @@ def main(argv):
     parser.add_argument("--topic", required=True)
     parser.add_argument("--reset", choices=["earliest", "latest", "error"], default="earliest")
     parser.add_argument("--offset", type=int)
+    parser.add_argument("--leader-epoch", type=int)
     parser.add_argument("--group")
     parser.add_argument("--commit", type=int)
     parser.add_argument("--timeout", type=float, default=20)

@@ -20,8 +20,10 @@ public enum KafkaAPIKey: Int16, Sendable, CaseIterable {
     case createTopics = 19
     case deleteTopics = 20
     case initProducerId = 22
+    case offsetForLeaderEpoch = 23
     case describeConfigs = 32
     case saslAuthenticate = 36
+    case describeProducers = 61
 
     public var supportedVersions: ClosedRange<Int16> {
         switch self {
@@ -43,8 +45,10 @@ public enum KafkaAPIKey: Int16, Sendable, CaseIterable {
             case .createTopics: return 0...7
             case .deleteTopics: return 0...6
             case .initProducerId: return 0...5
+            case .offsetForLeaderEpoch: return 0...4
             case .describeConfigs: return 0...4
             case .saslAuthenticate: return 0...2
+            case .describeProducers: return 0...0
         }
     }
 
@@ -69,8 +73,10 @@ public enum KafkaAPIKey: Int16, Sendable, CaseIterable {
             case .createTopics: return CreateTopicsRequest.isFlexible(version)
             case .deleteTopics: return DeleteTopicsRequest.isFlexible(version)
             case .initProducerId: return InitProducerIdRequest.isFlexible(version)
+            case .offsetForLeaderEpoch: return OffsetForLeaderEpochRequest.isFlexible(version)
             case .describeConfigs: return DescribeConfigsRequest.isFlexible(version)
             case .saslAuthenticate: return SaslAuthenticateRequest.isFlexible(version)
+            case .describeProducers: return DescribeProducersRequest.isFlexible(version)
         }
     }
 
@@ -95,8 +101,10 @@ public enum KafkaAPIKey: Int16, Sendable, CaseIterable {
             case .createTopics: return CreateTopicsRequest.self
             case .deleteTopics: return DeleteTopicsRequest.self
             case .initProducerId: return InitProducerIdRequest.self
+            case .offsetForLeaderEpoch: return OffsetForLeaderEpochRequest.self
             case .describeConfigs: return DescribeConfigsRequest.self
             case .saslAuthenticate: return SaslAuthenticateRequest.self
+            case .describeProducers: return DescribeProducersRequest.self
         }
     }
 }

@@ -18,7 +18,7 @@ extension KafkaBroker {
                 continue
             }
             topics.append(.init(name: name, partitions: topic.partitions.map {
-                .init(partitionIndex: $0.partition, leaderId: Self.nodeId, leaderEpoch: 0,
+                .init(partitionIndex: $0.partition, leaderId: Self.nodeId, leaderEpoch: Self.leaderEpoch,
                       replicaNodes: [Self.nodeId], isrNodes: [Self.nodeId], offlineReplicas: [])
             }))
         }

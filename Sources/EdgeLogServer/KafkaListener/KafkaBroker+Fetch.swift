@@ -113,7 +113,7 @@ extension KafkaBroker {
                     return result
                 }
                 let offsets = log.offsets
-                result.leaderEpoch = 0
+                result.leaderEpoch = Self.leaderEpoch
                 switch partition.timestamp {
                 case -2:
                     result.offset = offsets.logStartOffset

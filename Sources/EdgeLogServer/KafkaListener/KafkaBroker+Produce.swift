@@ -79,7 +79,9 @@ extension KafkaBroker {
                     "cannot rebuild the idempotent producers of \(topic)-\(index) from the log; they start afresh",
                     metadata: ["edgelog.error": "\(error)"])
             }
-            switch producers.check(key, epoch: batch.producerEpoch, firstSequence: batch.baseSequence, records: batch.lastOffsetDelta + 1) {
+            switch producers.check(
+                key, epoch: batch.producerEpoch, firstSequence: batch.baseSequence, records: batch.lastOffsetDelta + 1,
+                maxTimestamp: batch.maxTimestamp) {
             case .append:
                 producerKey = key
             case .duplicate(let offset?):

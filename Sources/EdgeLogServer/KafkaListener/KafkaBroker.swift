@@ -47,6 +47,8 @@ final class KafkaBroker: Sendable {
         // handshake) are not served: every client since Kafka 1.0 uses v1 and SaslAuthenticate.
         .saslHandshake: 0...1,
         .saslAuthenticate: 0...2,
+        .offsetForLeaderEpoch: 0...4,
+        .describeProducers: 0...0,
     ]
 
     let manager: LogManager
@@ -168,6 +170,12 @@ final class KafkaBroker: Sendable {
                 return answer(findCoordinator(request, version: version), correlationId, version)
             case .joinGroup, .syncGroup, .heartbeat, .leaveGroup, .offsetCommit, .offsetFetch, .describeGroups, .listGroups:
                 return try groupRequest(api, header: header, body: &body, peer: peer)
+            case .offsetForLeaderEpoch:
+                let request = try OffsetForLeaderEpochRequest(from: &body, version: version)
+                return answer(offsetForLeaderEpoch(request), correlationId, version)
+            case .describeProducers:
+                let request = try DescribeProducersRequest(from: &body, version: version)
+                return answer(describeProducers(request), correlationId, version)
             case .initProducerId:
                 let request = try InitProducerIdRequest(from: &body, version: version)
                 return answer(initProducerId(request), correlationId, version)

@@ -33,6 +33,16 @@ final class ProducerStateTable: Sendable {
         /// (first sequence, last sequence, base offset once committed), newest last.
         var recent: [(first: Int32, last: Int32, offset: Int64?)]
         var lastSeen: ContinuousClock.Instant = .now
+        /// The largest record timestamp of its newest batch (DescribeProducers' LastTimestamp).
+        var lastTimestamp: Int64 = -1
+    }
+
+    /// What DescribeProducers reports of one producer of a partition.
+    struct Description: Equatable {
+        var producerId: Int64
+        var epoch: Int16
+        var lastSequence: Int32
+        var lastTimestamp: Int64
     }
 
     enum Verdict: Equatable {
@@ -98,19 +108,25 @@ final class ProducerStateTable: Sendable {
             producer.recent.append((batch.baseSequence, last, batch.baseOffset))
             if producer.recent.count > 5 { producer.recent.removeFirst() }
             producer.nextSequence = add(last, 1)
+            producer.lastTimestamp = batch.maxTimestamp
             producers[key] = producer
         }
         return producers
     }
 
     /// Checks a batch and, when it is to be appended, records it as the producer's newest.
-    func check(_ key: Key, epoch: Int16, firstSequence: Int32, records: Int32, now: ContinuousClock.Instant = .now) -> Verdict {
+    func check(
+        _ key: Key, epoch: Int16, firstSequence: Int32, records: Int32, maxTimestamp: Int64 = -1,
+        now: ContinuousClock.Instant = .now
+    ) -> Verdict {
         let last = Self.add(firstSequence, records - 1)
         return state.withLock { state in
             state.producers[key]?.lastSeen = now
             guard var producer = state.producers[key], epoch <= producer.epoch else {
                 // A new producer, or a new epoch of one: start from its sequence.
-                state.producers[key] = Producer(epoch: epoch, nextSequence: Self.add(last, 1), recent: [(firstSequence, last, nil)], lastSeen: now)
+                state.producers[key] = Producer(
+                    epoch: epoch, nextSequence: Self.add(last, 1), recent: [(firstSequence, last, nil)], lastSeen: now,
+                    lastTimestamp: maxTimestamp)
                 return .append
             }
             if epoch < producer.epoch { return .staleEpoch(current: producer.epoch) }
@@ -119,6 +135,7 @@ final class ProducerStateTable: Sendable {
                 producer.recent.append((firstSequence, last, nil))
                 if producer.recent.count > 5 { producer.recent.removeFirst() }
                 producer.nextSequence = Self.add(last, 1)
+                producer.lastTimestamp = maxTimestamp
                 state.producers[key] = producer
                 return .append
             }
@@ -156,6 +173,19 @@ final class ProducerStateTable: Sendable {
     }
 
     var count: Int { state.withLock { $0.producers.count } }
+
+    /// The producers of one partition that the table knows, by id. Call `restoreIfNeeded`
+    /// first so that a restarted broker answers from its log.
+    func describe(topic: String, partition: Int32) -> [Description] {
+        state.withLock { state in
+            state.producers.compactMap { key, producer in
+                guard key.topic == topic, key.partition == partition, !producer.broken else { return nil }
+                return Description(
+                    producerId: key.producerId, epoch: producer.epoch,
+                    lastSequence: producer.recent.last?.last ?? -1, lastTimestamp: producer.lastTimestamp)
+            }.sorted { $0.producerId < $1.producerId }
+        }
+    }
 
     /// Forgets every producer of a topic (deleted).
     func forget(topic: String) {
