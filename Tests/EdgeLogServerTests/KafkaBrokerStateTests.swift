@@ -112,4 +112,42 @@ import Testing
         #expect(late.errorCode == KafkaErrorCode.unknownMemberId.rawValue)
         #expect(await coordinator.describe("g").groupState == "Dead")
     }
+
+    /// KIP-345: a static member's old id is fenced once the instance rejoins under a new one,
+    /// and a static member can leave by its instance id.
+    @Test func aStaticMembersOldIdIsFencedAndItLeavesByInstanceId() async throws {
+        let directory = NSTemporaryDirectory() + "groups-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let coordinator = GroupCoordinator(
+            store: GroupOffsetStore(dataDirectory: directory), initialRebalanceDelay: .zero, logger: Self.logger)
+        func join(memberId: String = "") async -> JoinGroupResponse {
+            await coordinator.join(
+                JoinGroupRequest(groupId: "g", sessionTimeoutMs: 10_000, memberId: memberId, groupInstanceId: "edge-1",
+                                 protocolType: "consumer", protocols: [.init(name: "range", metadata: ByteBuffer())]),
+                version: 5, clientId: "c", host: "h")
+        }
+        let first = await join()
+        #expect(first.errorCode == 0 && first.memberId.hasPrefix("edge-1-"), "no MEMBER_ID_REQUIRED for a static member")
+        #expect(first.leader == first.memberId)
+        let synced = await coordinator.sync(SyncGroupRequest(
+            groupId: "g", generationId: first.generationId, memberId: first.memberId,
+            assignments: [.init(memberId: first.memberId, assignment: ByteBuffer(string: "p0"))]))
+        #expect(synced.assignment == ByteBuffer(string: "p0"))
+
+        let again = await join()
+        #expect(again.errorCode == 0 && again.memberId != first.memberId)
+        #expect(again.generationId == first.generationId, "a stable group is not rebalanced")
+        #expect(again.leader == first.memberId, "the leader named is the one before, so no assignment is computed")
+        let kept = await coordinator.sync(SyncGroupRequest(groupId: "g", generationId: again.generationId, memberId: again.memberId))
+        #expect(kept.assignment == ByteBuffer(string: "p0"), "the assignment is kept")
+
+        let stale = await coordinator.heartbeat(HeartbeatRequest(
+            groupId: "g", generationId: first.generationId, memberId: first.memberId, groupInstanceId: "edge-1"))
+        #expect(stale.errorCode == KafkaErrorCode.fencedInstanceId.rawValue)
+        #expect(await join(memberId: first.memberId).errorCode == KafkaErrorCode.fencedInstanceId.rawValue)
+        #expect(await coordinator.leave(groupId: "g", members: [(first.memberId, "edge-1")]) == [.fencedInstanceId])
+        #expect(await coordinator.leave(groupId: "g", members: [("", "edge-1")]) == [.none])
+        #expect(await coordinator.describe("g").members.isEmpty)
+    }
 }

@@ -20,14 +20,18 @@ struct KafkaListenerGroupTests {
         let process = Process()
         let output: String
 
-        init(port: Int, group: String, idleSeconds: Double, directory: String, name: String, assignor: String = "range") throws {
+        init(
+            port: Int, group: String, idleSeconds: Double, directory: String, name: String, assignor: String = "range",
+            instanceId: String? = nil, sessionTimeoutMs: Int = 6000
+        ) throws {
             output = directory + "/member-\(name).jsonl"
             FileManager.default.createFile(atPath: output, contents: nil)
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             process.arguments = [
                 "python3", interopScript("kafka_group_consume.py"), "--bootstrap", "127.0.0.1:\(port)", "--topic", "grp",
                 "--group", group, "--idle-seconds", "\(idleSeconds)", "--max-seconds", "60", "--assignor", assignor,
-            ]
+                "--session-timeout-ms", "\(sessionTimeoutMs)",
+            ] + (instanceId.map { ["--instance-id", $0] } ?? [])
             process.standardOutput = FileHandle(forWritingAtPath: output)
             process.standardError = FileHandle.nullDevice
             try process.run()
@@ -55,6 +59,47 @@ struct KafkaListenerGroupTests {
             "--count", "\(count)", "--prefix", prefix,
         ])
         #expect(result.status == 0, "\(result.stdout) \(result.stderr)")
+    }
+
+    /// KIP-345: a static member killed and started again within its session timeout gets its
+    /// partitions back under a new member id, and the other member is never rebalanced.
+    @Test func aStaticMemberThatRestartsGetsItsPartitionsBackWithoutARebalance() async throws {
+        let daemon = try DaemonProcess(extraConfig: "[[topics]]\nname = \"grp\"\npartitions = 4\n")
+        defer { daemon.remove() }
+        try await daemon.start()
+        let port = daemon.kafkaPort
+        try Self.produce(port, count: 200, prefix: "a")
+        func member(_ name: String, instance: String) throws -> Member {
+            try Member(
+                port: port, group: "static", idleSeconds: 15, directory: daemon.directory, name: name,
+                instanceId: instance, sessionTimeoutMs: 30_000)
+        }
+        let first = try member("first", instance: "edge-a")
+        let second = try member("second", instance: "edge-b")
+        let split = try await eventually(timeout: .seconds(30)) {
+            first.assignments.last?.count == 2 && second.assignments.last?.count == 2
+                && Set(first.values + second.values).count == 200
+        }
+        #expect(split, "two static members share the partitions and read everything: \(first.assignments) \(second.assignments)")
+        let rebalancesBefore = daemon.stderr.components(separatedBy: "group rebalanced").count
+
+        kill(second.process.processIdentifier, SIGKILL)  // no LeaveGroup
+        let restarted = try member("restarted", instance: "edge-b")
+        let back = try await eventually(timeout: .seconds(20)) { !restarted.assignments.isEmpty }
+        #expect(back, "the restarted member is assigned")
+        #expect(restarted.assignments.first == second.assignments.last, "the same partitions as before the kill")
+        #expect(daemon.stderr.components(separatedBy: "group rebalanced").count == rebalancesBefore, "no rebalance")
+        #expect(daemon.stderr.contains("static group member rejoined"))
+        #expect(first.assignments.count == 1, "the other member kept its assignment throughout: \(first.assignments)")
+
+        try Self.produce(port, count: 100, prefix: "b")
+        let consumed = try await eventually(timeout: .seconds(30)) {
+            Set((first.values + restarted.values).filter { $0.hasPrefix("b-") }).count == 100
+        }
+        #expect(consumed, "both members read the new records")
+        try await first.finish()
+        try await restarted.finish()
+        #expect(try await daemon.stop() == 0)
     }
 
     @Test(arguments: ["range", "roundrobin"])

@@ -3,12 +3,14 @@
 
     kafka_group_consume.py --bootstrap HOST:PORT --topic T --group G
                            [--idle-seconds S] [--max-seconds M] [--assignor range|roundrobin]
+                           [--instance-id I] [--session-timeout-ms T]
 
 Subscribes, prints one JSON line per assignment ({"event": "assign", "partitions": [...]})
 and per record ({"event": "record", "partition", "offset", "value"}), commits synchronously
 after every record, and leaves the group (close) once it has been assigned and then seen no
 record for S seconds, or after M seconds in all. Heartbeats every 300 ms, so rebalances are
-noticed quickly. Exit status 0.
+noticed quickly. With --instance-id the member is static (KIP-345: group.instance.id), and
+librdkafka sends no LeaveGroup when it closes. Exit status 0.
 """
 
 import argparse
@@ -27,6 +29,8 @@ def main(argv):
     parser.add_argument("--idle-seconds", type=float, default=3)
     parser.add_argument("--max-seconds", type=float, default=60)
     parser.add_argument("--assignor", default="range", choices=["range", "roundrobin"])
+    parser.add_argument("--instance-id")
+    parser.add_argument("--session-timeout-ms", type=int, default=6000)
     args = parser.parse_args(argv)
 
     def emit(event):
@@ -35,11 +39,14 @@ def main(argv):
     def on_assign(_consumer, partitions):
         emit({"event": "assign", "partitions": sorted(p.partition for p in partitions)})
 
-    consumer = Consumer({
+    config = {
         "bootstrap.servers": args.bootstrap, "group.id": args.group, "auto.offset.reset": "earliest",
-        "enable.auto.commit": False, "heartbeat.interval.ms": 300, "session.timeout.ms": 6000,
+        "enable.auto.commit": False, "heartbeat.interval.ms": 300, "session.timeout.ms": args.session_timeout_ms,
         "partition.assignment.strategy": args.assignor, "topic.metadata.refresh.interval.ms": 1000,
-    })
+    }
+    if args.instance_id:
+        config["group.instance.id"] = args.instance_id
+    consumer = Consumer(config)
     consumer.subscribe([args.topic], on_assign=on_assign)
     started = time.monotonic()
     last_record = None

@@ -27,6 +27,8 @@ actor GroupCoordinator {
         var assignment = ByteBuffer()
         var lastSeen: ContinuousClock.Instant
         var joinVersion: Int16 = 0
+        /// KIP-345: the `group.instance.id` of a static member, nil for a dynamic one.
+        var instanceId: String?
         var joining: CheckedContinuation<JoinGroupResponse, Never>?
         var syncing: CheckedContinuation<SyncGroupResponse, Never>?
     }
@@ -41,13 +43,15 @@ actor GroupCoordinator {
         /// Member ids handed out with MEMBER_ID_REQUIRED, not joined yet, and until when they
         /// may join with it (a session timeout, as in Kafka; then the id is forgotten).
         var pending: [String: ContinuousClock.Instant] = [:]
+        /// Static members: group.instance.id to the member id it holds now.
+        var staticMembers: [String: String] = [:]
         /// The rebalance completes when every member has rejoined (not before `joinOpensAt`,
         /// which gives a new group's other members time to arrive), or at `deadline`.
         var joinOpensAt: ContinuousClock.Instant = .now
         var deadline: ContinuousClock.Instant = .now
     }
 
-    private var groups: [String: Group] = [:]
+    var groups: [String: Group] = [:]
     let store: GroupOffsetStore
     let initialRebalanceDelay: Duration
     let logger: Logger
@@ -62,8 +66,7 @@ actor GroupCoordinator {
 
     func join(_ request: JoinGroupRequest, version: Int16, clientId: String, host: String) async -> JoinGroupResponse {
         func fail(_ code: KafkaErrorCode, memberId: String = "") -> JoinGroupResponse {
-            // The protocol name may only be null from v7 on.
-            JoinGroupResponse(errorCode: code.rawValue, generationId: -1, protocolName: version >= 7 ? nil : "", memberId: memberId)
+            Self.joinFailure(code, memberId: memberId, version: version)
         }
         guard !request.groupId.isEmpty else { return fail(.invalidGroupId) }
         guard (1_000...3_600_000).contains(request.sessionTimeoutMs) else { return fail(.invalidSessionTimeout) }
@@ -73,7 +76,16 @@ actor GroupCoordinator {
             return fail(.inconsistentGroupProtocol)
         }
         var memberId = request.memberId
-        if memberId.isEmpty {
+        let instanceId = version >= 5 ? request.groupInstanceId : nil
+        if let instanceId {
+            switch joinStatic(&group, instanceId: instanceId, request, version: version) {
+            case .answer(let response):
+                groups[request.groupId] = group
+                return response
+            case .proceed(let id):
+                memberId = id
+            }
+        } else if memberId.isEmpty {
             memberId = "\(clientId.isEmpty ? "member" : clientId)-\(UUID().uuidString.lowercased())"
             if version >= 4 {
                 // KIP-394: the member learns its id first and joins with it.
@@ -89,7 +101,7 @@ actor GroupCoordinator {
         var member = group.members[memberId] ?? Member(
             id: memberId, clientId: clientId, host: host, sessionTimeout: .milliseconds(Int(request.sessionTimeoutMs)),
             rebalanceTimeout: .milliseconds(Int(max(request.rebalanceTimeoutMs, request.sessionTimeoutMs))),
-            protocols: [], lastSeen: now)
+            protocols: [], lastSeen: now, instanceId: instanceId)
         member.protocols = request.protocols.map { ($0.name, $0.metadata) }
         member.lastSeen = now
         member.joinVersion = version
@@ -139,6 +151,7 @@ actor GroupCoordinator {
             group.members[id] = nil
             logger.info("group member dropped: it did not rejoin", metadata: ["edgelog.group": "\(groupId)", "edgelog.member": "\(id)"])
         }
+        Self.forgetDepartedStaticMembers(&group)
         guard !group.members.isEmpty else {
             group.state = .empty
             group.leader = nil
@@ -179,7 +192,9 @@ actor GroupCoordinator {
 
     func sync(_ request: SyncGroupRequest) async -> SyncGroupResponse {
         func fail(_ code: KafkaErrorCode) -> SyncGroupResponse { SyncGroupResponse(errorCode: code.rawValue) }
-        guard var group = groups[request.groupId], var member = group.members[request.memberId] else { return fail(.unknownMemberId) }
+        guard var group = groups[request.groupId], var member = group.members[request.memberId] else {
+            return fail(Self.isFenced(groups[request.groupId], request.groupInstanceId, request.memberId) ? .fencedInstanceId : .unknownMemberId)
+        }
         guard request.generationId == group.generation else { return fail(.illegalGeneration) }
         member.lastSeen = .now
         group.members[request.memberId] = member
@@ -221,7 +236,8 @@ actor GroupCoordinator {
 
     func heartbeat(_ request: HeartbeatRequest) -> HeartbeatResponse {
         guard var group = groups[request.groupId], group.members[request.memberId] != nil else {
-            return HeartbeatResponse(errorCode: KafkaErrorCode.unknownMemberId.rawValue)
+            let fenced = Self.isFenced(groups[request.groupId], request.groupInstanceId, request.memberId)
+            return HeartbeatResponse(errorCode: (fenced ? KafkaErrorCode.fencedInstanceId : .unknownMemberId).rawValue)
         }
         // Kafka's order: the generation first; a rebalance being prepared sends members back
         // to JoinGroup; while the leader's assignment is awaited, heartbeats are fine.
@@ -236,10 +252,20 @@ actor GroupCoordinator {
         return HeartbeatResponse()
     }
 
-    func leave(groupId: String, memberIds: [String]) -> [KafkaErrorCode] {
-        guard var group = groups[groupId] else { return memberIds.map { _ in .unknownMemberId } }
+    /// Members leave by id, or a static member by its instance id (LeaveGroup v3+); a member
+    /// id that no longer holds the instance is fenced.
+    func leave(groupId: String, members: [(id: String, instanceId: String?)]) -> [KafkaErrorCode] {
+        guard var group = groups[groupId] else { return members.map { _ in .unknownMemberId } }
         var codes: [KafkaErrorCode] = []
-        for id in memberIds {
+        for (requestedId, instanceId) in members {
+            var id = requestedId
+            if let instanceId, let holder = group.staticMembers[instanceId] {
+                guard id.isEmpty || id == holder else {
+                    codes.append(.fencedInstanceId)
+                    continue
+                }
+                id = holder
+            }
             guard let member = group.members.removeValue(forKey: id) else {
                 codes.append(.unknownMemberId)
                 continue
@@ -250,6 +276,7 @@ actor GroupCoordinator {
             codes.append(.none)
             logger.info("group member left", metadata: ["edgelog.group": "\(groupId)", "edgelog.member": "\(id)"])
         }
+        Self.forgetDepartedStaticMembers(&group)
         rebalanceAfterDeparture(&group)
         groups[groupId] = group
         completeJoinIfReady(groupId)
@@ -297,6 +324,7 @@ actor GroupCoordinator {
                     member.syncing?.resume(returning: SyncGroupResponse(errorCode: KafkaErrorCode.unknownMemberId.rawValue))
                     logger.info("group member expired (no heartbeat)", metadata: ["edgelog.group": "\(groupId)", "edgelog.member": "\(member.id)"])
                 }
+                Self.forgetDepartedStaticMembers(&group)
                 rebalanceAfterDeparture(&group)
                 groups[groupId] = group
             }
@@ -329,7 +357,7 @@ actor GroupCoordinator {
                 if group.state == .preparingRebalance { code = .rebalanceInProgress }
                 else if group.generation != request.generationIdOrMemberEpoch { code = .illegalGeneration }
             } else {
-                code = .unknownMemberId
+                code = Self.isFenced(groups[request.groupId], request.groupInstanceId, request.memberId) ? .fencedInstanceId : .unknownMemberId
             }
         }
         if code == .none {
@@ -370,7 +398,7 @@ actor GroupCoordinator {
             groupId: groupId, groupState: group.state.rawValue, protocolType: group.protocolType ?? "",
             protocolData: group.protocolName ?? "",
             members: group.members.values.sorted { $0.id < $1.id }.map { member in
-                .init(memberId: member.id, clientId: member.clientId, clientHost: member.host,
+                .init(memberId: member.id, groupInstanceId: member.instanceId, clientId: member.clientId, clientHost: member.host,
                       memberMetadata: member.protocols.first { $0.name == group.protocolName }?.metadata ?? ByteBuffer(),
                       memberAssignment: member.assignment)
             })

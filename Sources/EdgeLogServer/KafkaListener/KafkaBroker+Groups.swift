@@ -24,11 +24,14 @@ extension KafkaBroker {
             return later { await groups.heartbeat(request) }
         case .leaveGroup:
             let request = try LeaveGroupRequest(from: &body, version: version)
-            let members = version >= 3 ? request.members.map(\.memberId) : [request.memberId]
+            let members: [(id: String, instanceId: String?)] =
+                version >= 3 ? request.members.map { ($0.memberId, $0.groupInstanceId) } : [(request.memberId, nil)]
             return later {
-                let codes = await groups.leave(groupId: request.groupId, memberIds: members)
+                let codes = await groups.leave(groupId: request.groupId, members: members)
                 if version >= 3 {
-                    return LeaveGroupResponse(members: zip(members, codes).map { .init(memberId: $0, errorCode: $1.rawValue) })
+                    return LeaveGroupResponse(members: zip(members, codes).map {
+                        .init(memberId: $0.id, groupInstanceId: $0.instanceId, errorCode: $1.rawValue)
+                    })
                 }
                 return LeaveGroupResponse(errorCode: codes.first?.rawValue ?? 0)
             }
