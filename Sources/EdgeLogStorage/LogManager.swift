@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import Logging
 import Synchronization
 
@@ -9,6 +9,7 @@ import Synchronization
 ///
 ///     <data>/<topic>-<partition>/   one directory per partition (see PartitionLog)
 ///     <data>/.topics/<topic>.json   partition count and settings of each topic
+///     <data>/.topics/<topic>.id     its topic id (KIP-516)
 public final class LogManager: Sendable {
     public struct Configuration: Sendable {
         public var dataDirectory: String
@@ -65,7 +66,7 @@ public final class LogManager: Sendable {
                 reports.append(report)
             }
             topics[name] = Topic(
-                name: name, config: metadata.config, partitions: partitions,
+                name: name, id: try topicId(name, in: root, logger: logger), config: metadata.config, partitions: partitions,
                 partitioner: Partitioner(nullKeyStrategy: configuration.nullKeyStrategy))
         }
         budget?.reset(toUsedBytes: FileSystem.usedBytes(under: root))
@@ -74,6 +75,26 @@ public final class LogManager: Sendable {
         manager.retentionThread?.start(manager)
         return (manager, reports)
     }
+
+    /// The topic's id from `<topics>/<name>.id`, made and written there when missing (a data
+    /// directory from before topic ids, or a copied one).
+    private static func topicId(_ name: String, in root: String, logger: Logger) throws(StorageError) -> UUID {
+        let path = root + "/" + topicsDirectory + "/\(name).id"
+        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            if let id = UUID(uuidString: text.trimmingCharacters(in: .whitespacesAndNewlines)) { return id }
+            logger.warning("unreadable topic id; the topic gets a new one", metadata: ["edgelog.path": "\(path)"])
+        }
+        return try writeTopicId(UUID(), for: name, in: root)
+    }
+
+    @discardableResult
+    private static func writeTopicId(_ id: UUID, for name: String, in root: String) throws(StorageError) -> UUID {
+        try FileSystem.writeAtomically(.init(string: id.uuidString.lowercased() + "\n"), to: root + "/" + topicsDirectory + "/\(name).id")
+        return id
+    }
+
+    /// The topic with this id, if there is one.
+    public func topic(id: UUID) -> Topic? { topicsByName.withLock { $0.values.first { $0.id == id } } }
 
     struct TopicMetadata: Codable {
         var partitions: Int32
@@ -136,6 +157,7 @@ public final class LogManager: Sendable {
             throw .corruptCheckpoint(path: name, reason: "cannot encode topic settings: \(error)")
         }
         try FileSystem.writeAtomically(.init(bytes: data), to: root + "/" + Self.topicsDirectory + "/\(name).json")
+        let id = try Self.writeTopicId(UUID(), for: name, in: root)
         var logs: [PartitionLog] = []
         for index in 0..<partitions {
             let (log, _) = try PartitionLog.open(
@@ -145,7 +167,7 @@ public final class LogManager: Sendable {
         }
         try FileSystem.syncDirectory(root)
         let topic = Topic(
-            name: name, config: config, partitions: logs, partitioner: Partitioner(nullKeyStrategy: configuration.nullKeyStrategy))
+            name: name, id: id, config: config, partitions: logs, partitioner: Partitioner(nullKeyStrategy: configuration.nullKeyStrategy))
         let winner: Topic? = topicsByName.withLock { topics in
             if topics[name] != nil { return nil }
             topics[name] = topic
@@ -170,6 +192,7 @@ public final class LogManager: Sendable {
             budget?.release(bytes)
         }
         try FileSystem.remove(root + "/" + Self.topicsDirectory + "/\(name).json")
+        try FileSystem.remove(root + "/" + Self.topicsDirectory + "/\(name).id")
         try FileSystem.syncDirectory(root)
         logger.info("deleted topic", metadata: ["edgelog.topic": "\(name)"])
     }

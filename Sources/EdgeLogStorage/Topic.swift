@@ -1,12 +1,18 @@
+public import Foundation
+
 /// A topic: a name, its partitions and the settings they share.
 public final class Topic: Sendable {
     public let name: String
+    /// Kafka's topic id (KIP-516): made when the topic is created and kept beside its settings,
+    /// so a topic deleted and created again under the same name is a different topic.
+    public let id: UUID
     public let config: LogConfig
     public let partitions: [PartitionLog]
     public let partitioner: Partitioner
 
-    init(name: String, config: LogConfig, partitions: [PartitionLog], partitioner: Partitioner) {
+    init(name: String, id: UUID, config: LogConfig, partitions: [PartitionLog], partitioner: Partitioner) {
         self.name = name
+        self.id = id
         self.config = config
         self.partitions = partitions
         self.partitioner = partitioner

@@ -77,6 +77,7 @@ extension EdgelogConfig {
                 config.kafka.advertisedPort = address.port
             }
             config.kafka.maxRequestBytes = try kafka.int("max_request_bytes", in: 1024...(1 << 30)) ?? config.kafka.maxRequestBytes
+            config.kafka.fetchSessionSlots = try kafka.int("fetch_session_slots", in: 0...100_000) ?? config.kafka.fetchSessionSlots
             config.kafka.autoCreateTopics = try kafka.bool("auto_create_topics") ?? true
             config.kafka.zeroCopy = try kafka.bool("zero_copy") ?? true
             for (key, keyPath) in [("tls_cert_file", \Kafka.tlsCertFile), ("tls_key_file", \.tlsKeyFile)] {

@@ -33,6 +33,9 @@ public struct EdgelogConfig: Sendable, Equatable {
         public var advertisedPort: Int? = nil
         /// Largest request frame accepted; a bigger one closes the connection.
         public var maxRequestBytes = 100 * 1024 * 1024
+        /// Incremental fetch sessions kept at once (KIP-227; Kafka's
+        /// max.incremental.fetch.session.cache.slots); 0 answers every fetch in full.
+        public var fetchSessionSlots = 1000
         public var autoCreateTopics = true
         /// Fetch answers send record sets straight from the segment files (sendfile) on
         /// plain TCP; off, they are read into memory first, as on TLS.

@@ -15,7 +15,6 @@ enum FetchResponseFrame {
     static func make(
         _ response: FetchResponse, spans: [[StoredSpan?]], correlationId: Int32, version: Int16
     ) throws(KafkaCodecError) -> ResponseFrame {
-        precondition(version <= 12, "topic ids (Fetch v13+) are not served")
         let flexible = version >= 12
         var pieces: [ResponseFrame.Piece] = []
         var buffer = ByteBuffer()
@@ -29,7 +28,11 @@ enum FetchResponseFrame {
         }
         try buffer.writeKafkaArrayLength(response.responses.count, flexible: flexible, nullable: false, field: "responses")
         for (topicIndex, topic) in response.responses.enumerated() {
-            try buffer.writeKafkaString(topic.topic, flexible: flexible, nullable: false, field: "topic")
+            if version >= 13 {
+                buffer.writeKafkaUUID(topic.topicId)
+            } else {
+                try buffer.writeKafkaString(topic.topic, flexible: flexible, nullable: false, field: "topic")
+            }
             try buffer.writeKafkaArrayLength(topic.partitions.count, flexible: flexible, nullable: false, field: "partitions")
             for (partitionIndex, partition) in topic.partitions.enumerated() {
                 guard let span = spans[topicIndex][partitionIndex] else {

@@ -1,12 +1,20 @@
 import EdgeLogKafka
 import EdgeLogStorage
+import Foundation
 
 // Metadata, topic administration, topic configs and producer ids.
 extension KafkaBroker {
-    func metadata(_ request: MetadataRequest) -> MetadataResponse {
-        let names = request.topics.map { $0.compactMap(\.name) } ?? manager.topicNames
+    /// Topics by name, or by topic id from v10 on; each answered with its id.
+    func metadata(_ request: MetadataRequest, version: Int16) -> MetadataResponse {
+        let requested: [(name: String?, id: KafkaUUID)] = request.topics.map { $0.map { ($0.name, $0.topicId) } }
+            ?? manager.topicNames.map { ($0, KafkaUUID.zero) }
         var topics: [MetadataResponse.MetadataResponseTopic] = []
-        for name in names {
+        for (requestedName, requestedId) in requested {
+            guard let name = requestedName ?? manager.topic(id: UUID(kafka: requestedId))?.name else {
+                // The name may only be null from v12 on.
+                topics.append(.init(errorCode: KafkaErrorCode.unknownTopicId.rawValue, name: version >= 12 ? nil : "", topicId: requestedId))
+                continue
+            }
             var topic = manager.topic(name)
             if topic == nil, request.allowAutoTopicCreation, settings.autoCreateTopics {
                 topic = try? manager.createTopic(name, partitions: defaultPartitions)
@@ -17,7 +25,7 @@ extension KafkaBroker {
                     errorCode: (invalid ? KafkaErrorCode.invalidTopicException : .unknownTopicOrPartition).rawValue, name: name))
                 continue
             }
-            topics.append(.init(name: name, partitions: topic.partitions.map {
+            topics.append(.init(name: name, topicId: KafkaUUID(topic.id), partitions: topic.partitions.map {
                 .init(partitionIndex: $0.partition, leaderId: Self.nodeId, leaderEpoch: Self.leaderEpoch,
                       replicaNodes: [Self.nodeId], isrNodes: [Self.nodeId], offlineReplicas: [])
             }))
@@ -48,7 +56,7 @@ extension KafkaBroker {
                 return fail(.topicAlreadyExists, "topic '\(topic.name)' already exists")
             }
             if !request.validateOnly {
-                do { _ = try manager.createTopic(topic.name, partitions: partitions) } catch {
+                do { result.topicId = KafkaUUID(try manager.createTopic(topic.name, partitions: partitions).id) } catch {
                     return fail(.unknownServerError, "\(error)")
                 }
             }

@@ -1,22 +1,44 @@
 import EdgeLogKafka
 import EdgeLogStorage
+import Foundation
 import NIOCore
 
 extension KafkaBroker {
     /// Stored batches as they are (the first may start below the fetch offset; clients skip
     /// what they did not ask for), at least one whole batch per partition that has data
-    /// (KIP-74), waiting up to max_wait_ms for min_bytes. Fetch sessions are declined
-    /// (session id 0), so clients send full fetches.
+    /// (KIP-74), waiting up to max_wait_ms for min_bytes. Topics are named, or from v13 on
+    /// identified by topic id; incremental fetch sessions (KIP-227) go through `fetchSessions`.
     ///
     /// With `leavingRecordsInFiles` the record sets are not read: each partition's stored span
     /// is returned beside the response (its `records` left nil) for the connection to send with
     /// sendfile; otherwise the spans are nil and the records are in the response.
-    func fetch(_ request: FetchRequest, leavingRecordsInFiles: Bool) async -> (FetchResponse, [[StoredSpan?]]?) {
+    func fetch(_ request: FetchRequest, version: Int16, leavingRecordsInFiles: Bool) async -> (FetchResponse, [[StoredSpan?]]?) {
+        let byId = version >= 13
+        let context = fetchSessions.context(
+            sessionId: request.sessionId, epoch: request.sessionEpoch,
+            requested: fetchTargets(request, byId: byId), forgotten: forgottenPartitions(request, byId: byId))
+        let sessionId: Int32
+        switch context {
+        case .failed(let code):
+            return (FetchResponse(errorCode: code.rawValue, sessionId: 0), leavingRecordsInFiles ? [] : nil)
+        case .sessionless: sessionId = 0
+        case .created(let id, _), .incremental(let id, _): sessionId = id
+        }
+        let targets = context.targets
         let deadline = ContinuousClock.now + .milliseconds(Int(max(0, request.maxWaitMs)))
         while true {
-            let (response, spans, bytes, waitOn) = fetchOnce(request, leavingRecordsInFiles: leavingRecordsInFiles)
+            var (answers, bytes, waitOn) = fetchOnce(targets, maxBytes: request.maxBytes, leavingRecordsInFiles: leavingRecordsInFiles)
+            if case .incremental = context {
+                answers.removeAll { !FetchSessionCache.changed($0.data, hasSpan: $0.span != nil, since: $0.target.entry) }
+            }
             let remaining = ContinuousClock.now.duration(to: deadline)
-            if bytes >= Int(max(request.minBytes, 1)) || waitOn.isEmpty || remaining <= .zero || Task.isCancelled {
+            // As Kafka's delayed fetch: enough bytes, or an error to report, ends the wait.
+            let done = answers.contains { $0.data.errorCode != 0 } || (!answers.isEmpty && bytes >= Int(max(request.minBytes, 1)))
+            if done || waitOn.isEmpty || remaining <= .zero || Task.isCancelled {
+                if sessionId != 0 {
+                    fetchSessions.recordSent(sessionId: sessionId, answers.map { ($0.target.key, $0.data.highWatermark, $0.data.logStartOffset) })
+                }
+                let (response, spans) = Self.assemble(answers, sessionId: sessionId, byId: byId)
                 return (response, leavingRecordsInFiles ? spans : nil)
             }
             // Long poll: park on every requested partition until one of them grows.
@@ -30,114 +52,112 @@ extension KafkaBroker {
         }
     }
 
+    /// The partitions a request names, with their topic resolved (by id from v13 on).
+    private func fetchTargets(_ request: FetchRequest, byId: Bool) -> [FetchSessionCache.Target] {
+        request.topics.flatMap { topic in
+            let name = byId ? manager.topic(id: UUID(kafka: topic.topicId))?.name : topic.topic
+            return topic.partitions.map { partition in
+                FetchSessionCache.Target(
+                    key: .init(topic: name ?? "", partition: partition.partition),
+                    entry: .init(topicId: topic.topicId, fetchOffset: partition.fetchOffset, maxBytes: partition.partitionMaxBytes),
+                    unknownTopicId: name == nil)
+            }
+        }
+    }
+
+    private func forgottenPartitions(_ request: FetchRequest, byId: Bool) -> [FetchSessionCache.PartitionKey] {
+        request.forgottenTopicsData.flatMap { topic in
+            let name = byId ? manager.topic(id: UUID(kafka: topic.topicId))?.name : topic.topic
+            return name.map { name in topic.partitions.map { FetchSessionCache.PartitionKey(topic: name, partition: $0) } } ?? []
+        }
+    }
+
+    struct FetchAnswer {
+        var target: FetchSessionCache.Target
+        var data: FetchResponse.PartitionData
+        var span: StoredSpan?
+    }
+
     private func fetchOnce(
-        _ request: FetchRequest, leavingRecordsInFiles: Bool
-    ) -> (FetchResponse, [[StoredSpan?]], Int, [(PartitionLog, Int64)]) {
-        var budget = Int(request.maxBytes > 0 ? request.maxBytes : Int32.max)
+        _ targets: [FetchSessionCache.Target], maxBytes: Int32, leavingRecordsInFiles: Bool
+    ) -> ([FetchAnswer], Int, [(PartitionLog, Int64)]) {
+        var budget = Int(maxBytes > 0 ? maxBytes : Int32.max)
         var total = 0
         var waitOn: [(PartitionLog, Int64)] = []
+        var answers: [FetchAnswer] = []
+        answers.reserveCapacity(targets.count)
+        for target in targets {
+            // Every partition answer carries a record set, empty when there is nothing to
+            // send: clients (librdkafka) reject a null one as a parse failure and retry
+            // at once instead of acting on the error code (auto.offset.reset).
+            var answer = FetchAnswer(target: target, data: .init(partitionIndex: target.key.partition, records: ByteBuffer()))
+            defer { answers.append(answer) }
+            guard !target.unknownTopicId, let log = try? manager.partition(topic: target.key.topic, target.key.partition) else {
+                answer.data.errorCode = (target.unknownTopicId ? KafkaErrorCode.unknownTopicId : .unknownTopicOrPartition).rawValue
+                answer.data.highWatermark = -1
+                answer.data.lastStableOffset = -1
+                continue
+            }
+            let offsets = log.offsets
+            let fetchOffset = target.entry.fetchOffset
+            answer.data.highWatermark = offsets.logEndOffset
+            answer.data.lastStableOffset = offsets.logEndOffset
+            answer.data.logStartOffset = offsets.logStartOffset
+            guard fetchOffset >= offsets.logStartOffset, fetchOffset <= offsets.logEndOffset else {
+                answer.data.errorCode = KafkaErrorCode.offsetOutOfRange.rawValue
+                continue
+            }
+            if fetchOffset == offsets.logEndOffset {
+                waitOn.append((log, fetchOffset))
+                continue
+            }
+            // The first partition with data gets at least one whole batch even past the
+            // budget; after that the budget is respected.
+            let limit = min(Int(max(target.entry.maxBytes, 1)), total == 0 ? max(budget, 1) : budget)
+            guard limit > 0 || total == 0 else { continue }
+            do {
+                if leavingRecordsInFiles {
+                    answer.span = try log.locate(from: fetchOffset, maxBytes: max(limit, 1))
+                    if let span = answer.span {
+                        answer.data.records = nil  // spliced in from the file
+                        total += span.length
+                        budget -= span.length
+                    }
+                } else {
+                    let bytes = try log.read(from: fetchOffset, maxBytes: max(limit, 1))
+                    total += bytes.readableBytes
+                    budget -= bytes.readableBytes
+                    answer.data.records = bytes
+                }
+            } catch {
+                answer.data.errorCode = Self.fetchError(error).rawValue
+            }
+        }
+        return (answers, total, waitOn)
+    }
+
+    /// The answers grouped by topic, in order: by name, or by topic id from v13 on.
+    private static func assemble(_ answers: [FetchAnswer], sessionId: Int32, byId: Bool) -> (FetchResponse, [[StoredSpan?]]) {
         var topics: [FetchResponse.FetchableTopicResponse] = []
         var spans: [[StoredSpan?]] = []
-        for topic in request.topics {
-            var partitions: [FetchResponse.PartitionData] = []
-            spans.append([])
-            for partition in topic.partitions {
-                spans[spans.count - 1].append(nil)
-                // Every partition answer carries a record set, empty when there is nothing to
-                // send: clients (librdkafka) reject a null one as a parse failure and retry
-                // at once instead of acting on the error code (auto.offset.reset).
-                var data = FetchResponse.PartitionData(partitionIndex: partition.partition, records: ByteBuffer())
-                guard let log = try? manager.partition(topic: topic.topic, partition.partition) else {
-                    data.errorCode = KafkaErrorCode.unknownTopicOrPartition.rawValue
-                    data.highWatermark = -1
-                    data.lastStableOffset = -1
-                    partitions.append(data)
-                    continue
-                }
-                let offsets = log.offsets
-                data.highWatermark = offsets.logEndOffset
-                data.lastStableOffset = offsets.logEndOffset
-                data.logStartOffset = offsets.logStartOffset
-                guard partition.fetchOffset >= offsets.logStartOffset, partition.fetchOffset <= offsets.logEndOffset else {
-                    data.errorCode = KafkaErrorCode.offsetOutOfRange.rawValue
-                    partitions.append(data)
-                    continue
-                }
-                if partition.fetchOffset == offsets.logEndOffset {
-                    waitOn.append((log, partition.fetchOffset))
-                } else {
-                    // The first partition with data gets at least one whole batch even past
-                    // the budget; after that the budget is respected.
-                    let limit = min(Int(max(partition.partitionMaxBytes, 1)), total == 0 ? max(budget, 1) : budget)
-                    if limit > 0 || total == 0 {
-                        do {
-                            if leavingRecordsInFiles {
-                                let span = try log.locate(from: partition.fetchOffset, maxBytes: max(limit, 1))
-                                total += span?.length ?? 0
-                                budget -= span?.length ?? 0
-                                spans[spans.count - 1][partitions.count] = span
-                                if span != nil { data.records = nil }  // spliced in from the file
-                            } else {
-                                let bytes = try log.read(from: partition.fetchOffset, maxBytes: max(limit, 1))
-                                total += bytes.readableBytes
-                                budget -= bytes.readableBytes
-                                data.records = bytes
-                            }
-                        } catch {
-                            let (code, _) = Self.fetchError(error)
-                            data.errorCode = code.rawValue
-                        }
-                    }
-                }
-                partitions.append(data)
+        var previous: FetchSessionCache.Target?
+        for answer in answers {
+            let sameTopic = previous.map {
+                byId ? $0.entry.topicId == answer.target.entry.topicId : $0.key.topic == answer.target.key.topic
+            } ?? false
+            if !sameTopic {
+                topics.append(.init(topic: byId ? "" : answer.target.key.topic, topicId: byId ? answer.target.entry.topicId : .zero))
+                spans.append([])
             }
-            topics.append(.init(topic: topic.topic, partitions: partitions))
+            topics[topics.count - 1].partitions.append(answer.data)
+            spans[spans.count - 1].append(answer.span)
+            previous = answer.target
         }
-        return (FetchResponse(sessionId: 0, responses: topics), spans, total, waitOn)
+        return (FetchResponse(sessionId: sessionId, responses: topics), spans)
     }
 
-    private static func fetchError(_ error: any Error) -> (KafkaErrorCode, String) {
-        if case .offsetOutOfRange = error as? StorageError { return (.offsetOutOfRange, "\(error)") }
-        return (.kafkaStorageError, "\(error)")
-    }
-
-    /// Earliest (-2), latest (-1), the largest timestamp's offset (-3, v7+), or the first
-    /// offset at or after a timestamp (-1 when there is none).
-    func listOffsets(_ request: ListOffsetsRequest) -> ListOffsetsResponse {
-        let compressor = BatchCompressor()
-        return ListOffsetsResponse(topics: request.topics.map { topic in
-            .init(name: topic.name, partitions: topic.partitions.map { partition in
-                var result = ListOffsetsResponse.ListOffsetsPartitionResponse(partitionIndex: partition.partitionIndex)
-                guard let log = try? manager.partition(topic: topic.name, partition.partitionIndex) else {
-                    result.errorCode = KafkaErrorCode.unknownTopicOrPartition.rawValue
-                    return result
-                }
-                let offsets = log.offsets
-                result.leaderEpoch = Self.leaderEpoch
-                switch partition.timestamp {
-                case -2:
-                    result.offset = offsets.logStartOffset
-                case -1:
-                    result.offset = offsets.logEndOffset
-                case -3:
-                    // The last record carries the largest timestamp in an append-ordered log
-                    // of producer timestamps closely enough for this query's use (tooling).
-                    result.offset = max(offsets.logStartOffset, offsets.logEndOffset - 1)
-                default:
-                    do {
-                        let offset = try log.offset(forTimestamp: partition.timestamp, compressor: compressor)
-                        if offset < offsets.logEndOffset {
-                            result.offset = offset
-                            result.timestamp = partition.timestamp
-                        } else {
-                            result.offset = -1
-                        }
-                    } catch {
-                        result.errorCode = KafkaErrorCode.kafkaStorageError.rawValue
-                    }
-                }
-                return result
-            })
-        })
+    private static func fetchError(_ error: any Error) -> KafkaErrorCode {
+        if case .offsetOutOfRange = error as? StorageError { return .offsetOutOfRange }
+        return .kafkaStorageError
     }
 }

@@ -23,12 +23,12 @@ final class KafkaBroker: Sendable {
     static let nodeId: Int32 = 1
 
     /// What this broker speaks, per API: the generated codecs' ranges narrowed to the
-    /// versions whose semantics are implemented (no topic ids, no fetch sessions).
+    /// versions whose semantics are implemented.
     static let supportedVersions: [KafkaAPIKey: ClosedRange<Int16>] = [
         .produce: 3...9,
-        .fetch: 4...12,
+        .fetch: 4...17,
         .listOffsets: 1...7,
-        .metadata: 1...9,
+        .metadata: 1...12,
         .apiVersions: 0...3,
         .createTopics: 2...7,
         .deleteTopics: 1...6,
@@ -59,6 +59,7 @@ final class KafkaBroker: Sendable {
     let logger: Logger
     let producers = ProducerStateTable()
     let groups: GroupCoordinator
+    let fetchSessions: FetchSessionCache
     private let nextProducerId: Atomic<Int64>
     /// `edgelog_kafka_requests_total{api}`: made once per API so counting costs no allocation.
     /// A client stuck in a loop of failing requests shows up here as a rate.
@@ -72,6 +73,7 @@ final class KafkaBroker: Sendable {
             host: settings.advertisedHost ?? Self.advertisableHost(settings.host), port: settings.advertisedPort ?? settings.port)
         self.clusterId = "edgelog"
         self.logger = logger
+        self.fetchSessions = FetchSessionCache(slots: settings.fetchSessionSlots)
         self.groups = GroupCoordinator(
             store: GroupOffsetStore(dataDirectory: manager.configuration.dataDirectory), logger: logger)
         // Producer ids must not repeat across restarts (producer state is in memory): start
@@ -142,7 +144,7 @@ final class KafkaBroker: Sendable {
                 return answer(apiVersions(error: .none), correlationId, version)
             case .metadata:
                 let request = try MetadataRequest(from: &body, version: version)
-                return answer(metadata(request), correlationId, version)
+                return answer(metadata(request, version: version), correlationId, version)
             case .produce:
                 let request = try ProduceRequest(from: &body, version: version)
                 return produce(request, correlationId: correlationId, version: version)
@@ -150,7 +152,7 @@ final class KafkaBroker: Sendable {
                 let request = try FetchRequest(from: &body, version: version)
                 let sendsFiles = session.sendsFiles
                 return .respond(Task {
-                    let (response, spans) = await self.fetch(request, leavingRecordsInFiles: sendsFiles)
+                    let (response, spans) = await self.fetch(request, version: version, leavingRecordsInFiles: sendsFiles)
                     return self.encodeFetch(response, spans: spans, correlationId: correlationId, version: version)
                 })
             case .listOffsets:
