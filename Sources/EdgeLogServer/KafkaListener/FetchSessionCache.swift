@@ -1,4 +1,5 @@
 import EdgeLogKafka
+import Metrics
 import Synchronization
 
 /// Incremental fetch sessions (KIP-227). A consumer that reads many partitions sends the whole
@@ -61,9 +62,23 @@ final class FetchSessionCache: Sendable {
 
     let slots: Int
     private let state = Mutex<(sessions: [Int32: Session], lastId: Int32)>(([:], 0))
+    /// `edgelog_kafka_fetches_total{session}`: none, new or incremental; made once.
+    private let sessionless = Counter(label: "edgelog_kafka_fetches_total", dimensions: [("session", "none")])
+    private let created = Counter(label: "edgelog_kafka_fetches_total", dimensions: [("session", "new")])
+    private let incremental = Counter(label: "edgelog_kafka_fetches_total", dimensions: [("session", "incremental")])
 
     init(slots: Int) {
         self.slots = slots
+    }
+
+    /// Counts a fetch by the kind of session it ran in.
+    func count(_ context: Context) {
+        switch context {
+        case .sessionless: sessionless.increment()
+        case .created: created.increment()
+        case .incremental: incremental.increment()
+        case .failed: break
+        }
     }
 
     var count: Int { state.withLock { $0.sessions.count } }

@@ -17,6 +17,8 @@ extension KafkaBroker {
         let context = fetchSessions.context(
             sessionId: request.sessionId, epoch: request.sessionEpoch,
             requested: fetchTargets(request, byId: byId), forgotten: forgottenPartitions(request, byId: byId))
+        fetchSessions.count(context)
+        if byId { fetchesByTopicId.increment() }
         let sessionId: Int32
         switch context {
         case .failed(let code):

@@ -64,6 +64,8 @@ final class KafkaBroker: Sendable {
     /// `edgelog_kafka_requests_total{api}`: made once per API so counting costs no allocation.
     /// A client stuck in a loop of failing requests shows up here as a rate.
     private let requestCounters: [KafkaAPIKey: Counter]
+    /// `edgelog_kafka_fetches_by_topic_id_total`: Fetch v13+, which names topics by id.
+    let fetchesByTopicId = Counter(label: "edgelog_kafka_fetches_by_topic_id_total")
 
     init(manager: LogManager, settings: EdgelogConfig.Kafka, defaultPartitions: Int32, logger: Logger) {
         self.manager = manager

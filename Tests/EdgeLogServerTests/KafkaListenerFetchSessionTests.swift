@@ -1,0 +1,108 @@
+import EdgeLogKafka
+import Foundation
+import NIOCore
+import Testing
+
+/// Fetch by topic id (KIP-516, Fetch v13+) and incremental fetch sessions (KIP-227) with real
+/// clients: confluent-kafka (librdkafka 2.x fetches by topic id) and kafka-python (which
+/// keeps a fetch session), and with the Swift client for what no client shows.
+@Suite(
+    .enabled(
+        if: ProcessInfo.processInfo.environment["EDGELOG_IT"] == "1"
+            && FileManager.default.isExecutableFile(atPath: DaemonProcess.binary)),
+    .serialized)
+struct KafkaListenerFetchSessionTests {
+    static func metric(_ daemon: DaemonProcess, _ prefix: String) async throws -> Int {
+        let (_, metrics) = try await daemon.request(.GET, "/metrics")
+        let line = metrics.split(separator: "\n").first { $0.hasPrefix(prefix + " ") }
+        return line.flatMap { $0.split(separator: " ").last }.flatMap { Int(Double($0) ?? 0) } ?? 0
+    }
+
+    static func ingest(_ daemon: DaemonProcess, topic: String, count: Int, from start: Int = 0) async throws {
+        let lines = (start..<(start + count)).map { #"{"key":"sensor-\#($0)","value":"reading \#($0)"}"# }
+        let (status, body) = try await daemon.request(
+            .POST, "/v1/topics/\(topic)/records", contentType: "application/x-ndjson", body: lines.joined(separator: "\n"))
+        #expect(status == 200, "ingest: \(body)")
+    }
+
+    @Test func kafkaPythonReadsAHundredPartitionsThroughAnIncrementalSession() async throws {
+        let daemon = try DaemonProcess(extraConfig: "[[topics]]\nname = \"wide\"\npartitions = 100\n")
+        defer { daemon.remove() }
+        try await daemon.start()
+        try await Self.ingest(daemon, topic: "wide", count: 200)
+        // The rest arrives while the consumer reads, so incremental answers carry records too;
+        // then it polls idle until its timeout (it waits for one record more than there are).
+        let writer = Task {
+            for round in 1..<5 {
+                try await Task.sleep(for: .milliseconds(300))
+                try await Self.ingest(daemon, topic: "wide", count: 200, from: round * 200)
+            }
+        }
+        let records = try readWithKafkaPython(bootstrap: "127.0.0.1:\(daemon.kafkaPort)", topic: "wide", expect: 1001, timeout: 5)
+        try await writer.value
+        #expect(records.count == 1000)
+        #expect(Set(records.compactMap(\.unquotedValue)) == Set((0..<1000).map { "reading \($0)" }))
+        let created = try await Self.metric(daemon, #"edgelog_kafka_fetches_total{session="new"}"#)
+        let incremental = try await Self.metric(daemon, #"edgelog_kafka_fetches_total{session="incremental"}"#)
+        #expect(created >= 1, "kafka-python opened a fetch session")
+        #expect(incremental > created, "and went on incrementally: \(created) new, \(incremental) incremental")
+    }
+
+    @Test func confluentKafkaFetchesByTopicId() async throws {
+        let daemon = try DaemonProcess(extraConfig: "[[topics]]\nname = \"ids\"\npartitions = 3\n")
+        defer { daemon.remove() }
+        try await daemon.start()
+        try await Self.ingest(daemon, topic: "ids", count: 300)
+        let records = try readUpstream(bootstrap: "127.0.0.1:\(daemon.kafkaPort)", topic: "ids", expect: 300, timeout: 30)
+        #expect(records.count == 300)
+        #expect(try await Self.metric(daemon, "edgelog_kafka_fetches_by_topic_id_total") > 0, "librdkafka used Fetch v13+")
+    }
+
+    /// A topic keeps its id across restarts; one deleted and created again is another topic,
+    /// and a fetch by the old id is UNKNOWN_TOPIC_ID, so no consumer reads it by mistake.
+    @Test func aTopicIdSurvivesARestartAndARecreatedTopicGetsANewOne() async throws {
+        let daemon = try DaemonProcess(extraConfig: "[[topics]]\nname = \"ids\"\npartitions = 1\n")
+        defer { daemon.remove() }
+        try await daemon.start()
+        try await Self.ingest(daemon, topic: "ids", count: 5)
+        func connect() async throws -> KafkaConnection {
+            try await KafkaConnection.connect(
+                to: KafkaBrokerAddress(host: "127.0.0.1", port: daemon.kafkaPort), configuration: KafkaClientConfiguration())
+        }
+        func topicId() async throws -> KafkaUUID {
+            let connection = try await connect()
+            defer { connection.close() }
+            let metadata = try await connection.send(MetadataRequest(topics: [.init(name: "ids")]), version: 12)
+            return try #require(metadata.topics.first?.topicId)
+        }
+        func fetch(_ id: KafkaUUID) async throws -> FetchResponse.PartitionData? {
+            let connection = try await connect()
+            defer { connection.close() }
+            let request = FetchRequest(maxWaitMs: 0, minBytes: 1, maxBytes: 1 << 20, topics: [
+                .init(topicId: id, partitions: [.init(partition: 0, fetchOffset: 0, partitionMaxBytes: 1 << 20)]),
+            ])
+            let response = try await connection.send(request, version: 16)
+            #expect(response.responses.first?.topicId == id)
+            return response.responses.first?.partitions.first
+        }
+        let id = try await topicId()
+        #expect(id != .zero)
+        let byId = try #require(try await fetch(id))
+        #expect(byId.errorCode == 0 && (byId.records?.readableBytes ?? 0) > 0 && byId.highWatermark == 5)
+
+        #expect(try await daemon.stop() == 0)
+        try await daemon.start()
+        #expect(try await topicId() == id, "kept across a restart")
+
+        let (deleted, _) = try await daemon.request(.DELETE, "/v1/topics/ids")
+        #expect(deleted == 200 || deleted == 204)
+        let (created, _) = try await daemon.request(
+            .POST, "/v1/topics", contentType: "application/json", body: #"{"name":"ids","partitions":1}"#)
+        #expect(created == 201 || created == 200)
+        #expect(try await topicId() != id, "a topic created again is another topic")
+        let stale = try #require(try await fetch(id))
+        #expect(stale.errorCode == KafkaErrorCode.unknownTopicId.rawValue)
+        #expect(stale.records?.readableBytes == 0, "an empty record set, not null")
+        #expect(try await daemon.stop() == 0)
+    }
+}
