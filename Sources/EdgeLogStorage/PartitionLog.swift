@@ -197,6 +197,34 @@ public final class PartitionLog: @unchecked Sendable {
         return logEndOffset
     }
 
+    /// Waits until any of the partitions has something to read at its offset, at most
+    /// `timeout`, or until the task is cancelled. One registration per partition and one
+    /// timer for the whole wait: a long poll over a hundred idle partitions costs no task per
+    /// partition.
+    public static func waitForAny(_ positions: [(log: PartitionLog, offset: Int64)], timeout: Duration) async {
+        let wakeup = Wakeup()
+        var subscriptions: [(CommitSignal, UInt64)] = []
+        subscriptions.reserveCapacity(positions.count)
+        for (log, offset) in positions {
+            guard let id = log.commits.subscribe(isReady: { log.logEndOffset > offset }, wake: wakeup.fire) else {
+                wakeup.fire()
+                break
+            }
+            subscriptions.append((log.commits, id))
+        }
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            wakeup.fire()
+        }
+        await withTaskCancellationHandler {
+            await wakeup.wait()
+        } onCancel: {
+            wakeup.fire()
+        }
+        timer.cancel()
+        for (signal, id) in subscriptions { signal.unsubscribe(id) }
+    }
+
     /// Decoded records from `offset` on, at most `maxRecords`, reading at most about `maxBytes`
     /// of stored batches.
     public func readRecords(

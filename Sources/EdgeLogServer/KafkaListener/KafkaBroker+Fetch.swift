@@ -44,13 +44,7 @@ extension KafkaBroker {
                 return (response, leavingRecordsInFiles ? spans : nil)
             }
             // Long poll: park on every requested partition until one of them grows.
-            await withTaskGroup(of: Void.self) { group in
-                for (log, offset) in waitOn {
-                    group.addTask { await log.waitForData(at: offset, timeout: remaining) }
-                }
-                await group.next()
-                group.cancelAll()
-            }
+            await PartitionLog.waitForAny(waitOn, timeout: remaining)
         }
     }
 

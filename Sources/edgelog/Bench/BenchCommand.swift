@@ -9,7 +9,10 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks, each against a reference measured in the same run (see BENCHMARKS.md).",
-        subcommands: [StorageBenchCommand.self, IngestBenchCommand.self, ReplicationBenchCommand.self, KafkaBenchCommand.self],
+        subcommands: [
+            StorageBenchCommand.self, IngestBenchCommand.self, ReplicationBenchCommand.self, KafkaBenchCommand.self,
+            FetchIdleBenchCommand.self,
+        ],
         defaultSubcommand: StorageBenchCommand.self)
 }
 
