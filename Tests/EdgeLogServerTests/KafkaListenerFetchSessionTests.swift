@@ -100,4 +100,27 @@ struct KafkaListenerFetchSessionTests {
         #expect(stale.records?.readableBytes == 0, "an empty record set, not null")
         #expect(try await daemon.stop() == 0)
     }
+
+    /// KIP-320 fencing: a client that believes in a newer leader epoch than the broker's gets
+    /// UNKNOWN_LEADER_EPOCH (and refreshes its metadata), from Fetch and ListOffsets alike.
+    @Test func aNewerLeaderEpochThanOursIsUnknown() async throws {
+        let daemon = try DaemonProcess(extraConfig: "[[topics]]\nname = \"ids\"\npartitions = 1\n")
+        defer { daemon.remove() }
+        try await daemon.start()
+        try await Self.ingest(daemon, topic: "ids", count: 3)
+        let connection = try await KafkaConnection.connect(
+            to: KafkaBrokerAddress(host: "127.0.0.1", port: daemon.kafkaPort), configuration: KafkaClientConfiguration())
+        defer { connection.close() }
+        for (epoch, expected) in [(Int32(-1), KafkaErrorCode.none), (0, .none), (5, .unknownLeaderEpoch)] {
+            let fetch = try await connection.send(FetchRequest(maxWaitMs: 0, minBytes: 1, maxBytes: 1 << 20, topics: [
+                .init(topic: "ids", partitions: [.init(partition: 0, currentLeaderEpoch: epoch, fetchOffset: 0, partitionMaxBytes: 1 << 20)]),
+            ]), version: 12)
+            #expect(fetch.responses.first?.partitions.first?.errorCode == expected.rawValue, "Fetch with epoch \(epoch)")
+            let listed = try await connection.send(ListOffsetsRequest(replicaId: -1, topics: [
+                .init(name: "ids", partitions: [.init(partitionIndex: 0, currentLeaderEpoch: epoch, timestamp: -1)]),
+            ]), version: 7)
+            #expect(listed.topics.first?.partitions.first?.errorCode == expected.rawValue, "ListOffsets with epoch \(epoch)")
+        }
+        #expect(try await daemon.stop() == 0)
+    }
 }

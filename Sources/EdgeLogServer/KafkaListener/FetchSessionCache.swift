@@ -23,6 +23,8 @@ final class FetchSessionCache: Sendable {
         var topicId: KafkaUUID
         var fetchOffset: Int64
         var maxBytes: Int32
+        /// The leader epoch the client believes in (-1: none), checked against ours.
+        var currentLeaderEpoch: Int32 = -1
         var sentHighWatermark: Int64 = -2
         var sentLogStartOffset: Int64 = -2
     }

@@ -55,7 +55,9 @@ extension KafkaBroker {
             return topic.partitions.map { partition in
                 FetchSessionCache.Target(
                     key: .init(topic: name ?? "", partition: partition.partition),
-                    entry: .init(topicId: topic.topicId, fetchOffset: partition.fetchOffset, maxBytes: partition.partitionMaxBytes),
+                    entry: .init(
+                        topicId: topic.topicId, fetchOffset: partition.fetchOffset, maxBytes: partition.partitionMaxBytes,
+                        currentLeaderEpoch: partition.currentLeaderEpoch),
                     unknownTopicId: name == nil)
             }
         }
@@ -92,6 +94,12 @@ extension KafkaBroker {
                 answer.data.errorCode = (target.unknownTopicId ? KafkaErrorCode.unknownTopicId : .unknownTopicOrPartition).rawValue
                 answer.data.highWatermark = -1
                 answer.data.lastStableOffset = -1
+                continue
+            }
+            // KIP-320: a client that knows a newer leader than this one has stale metadata
+            // about someone else; it refreshes and comes back.
+            guard target.entry.currentLeaderEpoch <= Self.leaderEpoch else {
+                answer.data.errorCode = KafkaErrorCode.unknownLeaderEpoch.rawValue
                 continue
             }
             let offsets = log.offsets

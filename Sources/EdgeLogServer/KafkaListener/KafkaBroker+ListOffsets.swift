@@ -13,6 +13,10 @@ extension KafkaBroker {
                     result.errorCode = KafkaErrorCode.unknownTopicOrPartition.rawValue
                     return result
                 }
+                guard partition.currentLeaderEpoch <= Self.leaderEpoch else {
+                    result.errorCode = KafkaErrorCode.unknownLeaderEpoch.rawValue
+                    return result
+                }
                 let offsets = log.offsets
                 result.leaderEpoch = Self.leaderEpoch
                 switch partition.timestamp {
