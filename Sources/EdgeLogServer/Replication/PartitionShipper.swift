@@ -37,6 +37,8 @@ final class PartitionShipper: Sendable {
         /// Records re-sent under a new producer id, which may now be upstream twice.
         var possibleDuplicates: Int64 = 0
         var producerResets = 0
+        /// Records not sent again after a restart because the upstream said it held them.
+        var heldUpstreamRecords: Int64 = 0
         /// Records retention deleted before they were shipped (only without `required`).
         var skippedRecords: Int64 = 0
         /// When the upstream last had everything (wall clock, ms): the lag in seconds is the
@@ -152,13 +154,13 @@ final class PartitionShipper: Sendable {
     /// so that a clean stop re-sends nothing.
     func run() async {
         var backoff = RetryBackoff(minimumMs: upstream.retryBackoffMs, maximumMs: upstream.retryBackoffMaxMs)
-        var producer: (id: Int64, epoch: Int16)?
+        var producer: ProducerIdentity?
         var ackedSequences: [Int32: Int32] = [:]
         var highestSent = acked
         while !Task.isCancelled && !isRetired {
             do {
                 if producer == nil {
-                    producer = try await cluster.initProducerId()
+                    producer = try await establishProducer()
                     ackedSequences = [:]
                 }
                 let upstreamPartitions = try await ensureUpstreamTopic()
@@ -169,6 +171,7 @@ final class PartitionShipper: Sendable {
             } catch let failure as Failure {
                 if case .producerStateLost = failure {
                     producer = nil
+                    discardProducer()
                     let unacked = max(0, highestSent - acked)
                     progress.withLock {
                         $0.producerResets += 1
@@ -212,7 +215,7 @@ final class PartitionShipper: Sendable {
     }
 
     private func ship(
-        producer: (id: Int64, epoch: Int16), upstreamPartitions: Int32, ackedSequences: inout [Int32: Int32],
+        producer: ProducerIdentity, upstreamPartitions: Int32, ackedSequences: inout [Int32: Int32],
         highestSent: inout Int64, backoff: inout RetryBackoff
     ) async throws {
         // By key, records are re-batched for the upstream's partition count, unless it equals
@@ -228,9 +231,18 @@ final class PartitionShipper: Sendable {
             connections[partition] = connection
             return connection
         }
-        _ = try await leader(of: splitByKey ? 0 : log.partition)
+        let first = try await leader(of: splitByKey ? 0 : log.partition)
 
         var next = try resumeOffset()
+        if !splitByKey, let end = await upstreamEnd(of: producer, from: next, connection: first) {
+            logger.info("the upstream already holds offsets \(next)..<\(end) from this producer; resuming after them")
+            progress.withLock {
+                $0.heldUpstreamRecords += end - next
+                $0.acked = end
+            }
+            highestSent = max(highestSent, end)
+            next = end
+        }
         var sequences = ackedSequences
         var window: [InFlight] = []
         var readAhead = ByteBuffer()
@@ -275,7 +287,7 @@ final class PartitionShipper: Sendable {
                         // "continuous" in its eyes, so it stores compressed batches as they are.
                         part.setBaseOffset(0)
                         part.setPartitionLeaderEpoch(-1)
-                        let sequence = sequences[partition] ?? 0
+                        let sequence = splitByKey ? sequences[partition] ?? 0 : producer.sequence(at: batch.baseOffset) ?? sequences[partition] ?? 0
                         part.setProducer(id: producer.id, epoch: producer.epoch, baseSequence: sequence)
                         sequences[partition] = Self.increment(sequence, by: part.lastOffsetDelta + 1)
                         sequencesAfter[partition] = sequences[partition]

@@ -27,6 +27,8 @@ public struct PartitionReplicationStatus: Sendable, Codable, Equatable {
     public var possibleDuplicates: Int64
     public var producerResets: Int
     public var skippedRecords: Int64
+    /// Records not resent after a restart because the upstream said it held them.
+    public var heldUpstreamRecords: Int64
 }
 
 public struct UpstreamReplicationStatus: Sendable, Codable, Equatable {
@@ -57,7 +59,7 @@ extension UpstreamReplicator {
                 lastErrorAtMs: progress.lastErrorMs, ackedRecords: progress.ackedRecords, ackedBytes: progress.ackedBytes,
                 resentRecords: progress.resentRecords, deduplicatedBatches: progress.deduplicatedBatches,
                 possibleDuplicates: progress.possibleDuplicates, producerResets: progress.producerResets,
-                skippedRecords: progress.skippedRecords))
+                skippedRecords: progress.skippedRecords, heldUpstreamRecords: progress.heldUpstreamRecords))
         }
         return UpstreamReplicationStatus(
             name: upstream.name, bootstrap: upstream.bootstrap.map(\.description), required: upstream.required,
