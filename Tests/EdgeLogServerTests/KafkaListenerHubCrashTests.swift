@@ -15,11 +15,9 @@ import Glibc
             && FileManager.default.isExecutableFile(atPath: DaemonProcess.binary)),
     .serialized)
 struct KafkaListenerHubCrashTests {
-    @Test func anEdgeAndItsHubKilledSixTimesStoreEveryRecordOnce() async throws {
-        let hub = try DaemonProcess()
-        defer { hub.remove() }
-        try await hub.start()
-        let edge = try DaemonProcess(extraConfig: """
+    /// An edge with a two-partition topic `sensors` replicating into `hub`, retrying quickly.
+    static func edge(replicatingTo hub: DaemonProcess, checkpointIntervalMs: Int) throws -> DaemonProcess {
+        try DaemonProcess(extraConfig: """
             [[topics]]
             name = "sensors"
             partitions = 2
@@ -29,8 +27,45 @@ struct KafkaListenerHubCrashTests {
             bootstrap = ["127.0.0.1:\(hub.kafkaPort)"]
             retry_backoff_ms = 50
             retry_backoff_max_ms = 200
-            checkpoint_interval_ms = 2000
+            checkpoint_interval_ms = \(checkpointIntervalMs)
             """)
+    }
+
+    /// A hub killed (-9) while an edge replicates into it rebuilds its idempotent-producer
+    /// state from its log on restart, so the edge's retries of batches the hub had already
+    /// stored are recognised: every record arrives exactly once.
+    @Test func aHubKilledMidStreamStoresNoRetryTwice() async throws {
+        let hub = try await KafkaListenerTests.daemon()
+        defer { hub.remove() }
+        let edge = try Self.edge(replicatingTo: hub, checkpointIntervalMs: 100)
+        defer { edge.remove() }
+        try await edge.start()
+        let requests = 40
+        for request in 0..<requests {
+            if request == requests / 2 {
+                #expect(try await hub.stop(signal: SIGKILL) == -SIGKILL)
+                try await hub.start()
+            }
+            let body = (0..<50).map { #"{"key":"pump-\#($0 % 7)","value":"reading \#(request)-\#($0)"}"# }.joined(separator: "\n")
+            let (status, _) = try await edge.request(.POST, "/v1/topics/sensors/records", contentType: "application/x-ndjson", body: body)
+            #expect(status == 200)
+        }
+        let caughtUp = try await KafkaListenerTests.replicationCaughtUp(edge, partitions: 2, timeout: .seconds(60))
+        #expect(caughtUp)
+        let records = try readUpstream(bootstrap: "127.0.0.1:\(hub.kafkaPort)", topic: "sensors", expect: requests * 50, timeout: 30, extraWait: 1)
+        #expect(records.count == requests * 50, "every record exactly once in the hub")
+        #expect(Set(records.compactMap(\.valueText)).count == requests * 50)
+        let (_, replication) = try await edge.request(.GET, "/v1/replication")
+        #expect(replication.contains(#""producer_resets":0"#), "\(replication)")
+        #expect(try await edge.stop() == 0)
+        #expect(try await hub.stop() == 0)
+    }
+
+    @Test func anEdgeAndItsHubKilledSixTimesStoreEveryRecordOnce() async throws {
+        let hub = try DaemonProcess()
+        defer { hub.remove() }
+        try await hub.start()
+        let edge = try Self.edge(replicatingTo: hub, checkpointIntervalMs: 2000)
         defer { edge.remove() }
         try await edge.start()
 
