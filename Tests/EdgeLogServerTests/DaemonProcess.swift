@@ -133,22 +133,8 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// Runs any program with `stdin` as its input; returns exit status, stdout and stderr.
     static func runProgram(_ executable: String, _ arguments: [String], stdin: String? = nil) throws -> (Int32, String, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        let input = Pipe()
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        let error = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: error, as: UTF8.self))
+        let result = try TestTool.run(executable, arguments, stdin: stdin)
+        return (result.status, result.stdout, result.stderr)
     }
 
     /// A TCP port on 127.0.0.1 that nothing listens on right now.

@@ -207,4 +207,46 @@ struct KafkaListenerOffsetResetTests {
         #expect(error.stdout.isEmpty)
         #expect(error.stderr.lowercased().contains("offset out of range"), "error: \(error.status) \(error.stderr)")
     }
+
+    /// kcat's balanced consumer (-G) with a committed offset that drop-oldest deleted: it
+    /// resets as auto.offset.reset says.
+    @Test func kcatResetsACommittedOffsetBelowTheLogStart() async throws {
+        let daemon = try await Self.daemon(storage: """
+            segment_bytes = 8192
+            disk_budget_bytes = 131072
+            overflow = "drop-oldest"
+            """, codec: "none")
+        defer { daemon.remove() }
+        try await Self.ingest(daemon, count: 20)
+        for group in ["kcat-earliest", "kcat-latest", "kcat-error"] {
+            let committed = try runCapturing("/usr/bin/env", [
+                "python3", interopScript("kafka_offset_reset.py"), "--bootstrap", "127.0.0.1:\(daemon.kafkaPort)",
+                "--topic", "reset", "--group", group, "--commit", "5",
+            ])
+            #expect(committed.status == 0, "commit: \(committed.stderr)")
+        }
+        try await Self.ingest(daemon, count: 4000, size: 80)
+        let (_, topic) = try await daemon.request(.GET, "/v1/topics/reset")
+        let json = try JSONSerialization.jsonObject(with: Data(topic.utf8)) as? [String: Any]
+        let partition = (json?["partitions"] as? [[String: Any]])?.first
+        let low = try #require(partition?["log_start_offset"] as? Int, "\(topic)")
+        let high = try #require(partition?["log_end_offset"] as? Int)
+        #expect(low > 5, "drop-oldest moved the log start past the committed offset")
+        func kcat(_ group: String, _ reset: String) throws -> (status: Int32, stdout: String, stderr: String) {
+            try runCapturing("/usr/bin/timeout", [
+                "-k", "5", "30", KafkaListenerTests.kcat, "-b", "127.0.0.1:\(daemon.kafkaPort)", "-G", group, "reset",
+                "-X", "auto.offset.reset=\(reset)", "-e", "-q", "-f", "%o\\n",
+            ])
+        }
+        let earliest = try kcat("kcat-earliest", "earliest")
+        let offsets = earliest.stdout.split(separator: "\n").compactMap { Int($0) }
+        #expect(offsets.first == low, "earliest starts at the log start: \(earliest.stdout.prefix(100)) \(earliest.stderr)")
+        #expect(offsets.count == high - low)
+        let latest = try kcat("kcat-latest", "latest")
+        #expect(latest.stdout.isEmpty, "latest starts at the end: \(latest.stdout.prefix(100))")
+        let error = try kcat("kcat-error", "error")
+        #expect(error.stdout.isEmpty)
+        #expect(error.stderr.lowercased().contains("offset out of range"), "error: \(error.status) \(error.stderr)")
+        #expect(try await daemon.stop() == 0)
+    }
 }

@@ -192,23 +192,10 @@ func interopScript(_ name: String) -> String {
         .appendingPathComponent("Interop").appendingPathComponent(name).path
 }
 
-/// Runs a program to completion and returns its exit status and outputs (stderr goes
-/// through a file, so a chatty child cannot block on a full pipe).
+/// Runs a program to completion and returns its exit status and outputs (through files, see
+/// ``TestTool/run(_:_:stdin:)``).
 func runCapturing(_ executable: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-    let errorFile = NSTemporaryDirectory() + "edgelog-stderr-\(UUID().uuidString.prefix(8))"
-    FileManager.default.createFile(atPath: errorFile, contents: nil)
-    defer { try? FileManager.default.removeItem(atPath: errorFile) }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let stdout = Pipe()
-    process.standardOutput = stdout
-    process.standardError = FileHandle(forWritingAtPath: errorFile)
-    try process.run()
-    let out = stdout.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    let err = (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? ""
-    return (process.terminationStatus, String(decoding: out, as: UTF8.self), err)
+    try TestTool.run(executable, arguments)
 }
 
 /// Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it held.

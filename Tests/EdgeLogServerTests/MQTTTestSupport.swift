@@ -165,12 +165,9 @@ final class MQTTTestBroker: @unchecked Sendable {
 
     /// Publishes each line as one message over one connection (`mosquitto_pub -l`).
     func publish(_ topic: String, lines: [String], qos: Int = 1) throws {
-        let file = directory + "/lines-\(UUID().uuidString)"
-        try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(atPath: file) }
         try run(
             Self.publisher, ["-h", "127.0.0.1", "-p", "\(port)", "-q", "\(qos)", "-t", topic, "-l"] + tlsArguments,
-            standardInput: FileHandle(forReadingAtPath: file))
+            stdin: lines.joined(separator: "\n") + "\n")
     }
 
     /// Starts publishing each line as one message (`mosquitto_pub -l`) and returns at once;
@@ -212,19 +209,10 @@ final class MQTTTestBroker: @unchecked Sendable {
 
     private var tlsArguments: [String] { tlsCAFile.map { ["--cafile", $0] } ?? [] }
 
-    private func run(_ executable: String, _ arguments: [String], standardInput: FileHandle? = nil) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        if let standardInput { process.standardInput = standardInput }
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            throw MQTTTestFailure("\(executable) \(arguments.joined(separator: " ")) failed (\(process.terminationStatus)): \(text)")
+    private func run(_ executable: String, _ arguments: [String], stdin: String? = nil) throws {
+        let result = try TestTool.run(executable, arguments, stdin: stdin)
+        guard result.status == 0 else {
+            throw MQTTTestFailure("\(executable) \(arguments.joined(separator: " ")) failed (\(result.status)): \(result.stderr)")
         }
     }
 

@@ -199,13 +199,14 @@ struct ReplicationDaemonTests {
         let daemon = try DaemonProcess(extraConfig: Self.config(
             bootstrap: tansu.bootstrap, partitions: 1, codec: "none", extra: "max_request_bytes = 4096"))
         defer { daemon.remove() }
+        // A slow uplink from the start keeps replication mid-stream when the daemon dies, however
+        // fast or slow the machine ingests.
+        try proxy.command("rate 40000")
         try await daemon.start()
         for round in 0..<20 { try await Self.ingest(daemon, start: round * 100, count: 100) }
-        // A slow uplink keeps replication mid-stream when the daemon dies.
-        try proxy.command("rate 40000")
-        let moving = try await eventually {
+        let moving = try await eventually(timeout: .seconds(30)) {
             let partition = try await Self.replication(daemon).first
-            return (partition?["checkpoint"] as? Int ?? 0) > 200
+            return (partition?["persisted_checkpoint"] as? Int ?? 0) > 200
         }
         #expect(moving)
         #expect(try await daemon.stop(signal: SIGKILL) == -SIGKILL)
@@ -292,7 +293,8 @@ struct ReplicationDaemonTests {
         defer { daemon.remove() }
         try await daemon.start()
         try await Self.ingest(daemon, start: 0, count: 10)
-        let reported = try await eventually {
+        // Generous: a TLS hello sent to a plain listener can wait for a request timeout first.
+        let reported = try await eventually(timeout: .seconds(40)) {
             let (_, body) = try await daemon.request(.GET, "/v1/replication")
             return body.contains("TLS handshake") && body.contains("SASL SCRAM-SHA-256 authentication")
         }

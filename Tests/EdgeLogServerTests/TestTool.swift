@@ -25,7 +25,7 @@ enum TestTool {
         let errorsPath = output + ".errors"
         defer { try? FileManager.default.removeItem(atPath: errorsPath) }
         let command = ["/usr/bin/env", "cc", "-O2"] + arguments + ["-o", output, DaemonProcess.repository + "/" + source] + libraries
-        let status = try spawnAndWait(command, errorsPath: errorsPath)
+        let status = try spawnAndWait(command, stdoutPath: "/dev/null", stderrPath: errorsPath)
         guard status == 0 else {
             let errors = (try? String(contentsOfFile: errorsPath, encoding: .utf8)) ?? ""
             throw DaemonProcess.Failure("cc \(source) failed (\(status)): \(errors)")
@@ -34,14 +34,34 @@ enum TestTool {
         return output
     }
 
-    /// Runs `command` (a path and its arguments) with stdout to /dev/null and stderr to
-    /// `errorsPath`; returns its wait status.
-    private static func spawnAndWait(_ command: [String], errorsPath: String) throws -> Int32 {
+    /// Runs a program to completion with its input and outputs in files, not pipes: a child
+    /// that a test running in parallel spawns meanwhile (mosquitto, a daemon) would inherit a
+    /// pipe's end and keep it open, so a read to the end of the output, or the program's wait
+    /// for the end of its input, would last as long as that child. Returns the exit status
+    /// (128 + the signal when killed, as a shell reports it) and the outputs.
+    static func run(_ executable: String, _ arguments: [String], stdin: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+        let base = NSTemporaryDirectory() + "edgelog-run-\(UUID().uuidString.prefix(8))"
+        let (inputPath, outputPath, errorsPath) = (base + ".in", base + ".out", base + ".err")
+        defer { for path in [inputPath, outputPath, errorsPath] { try? FileManager.default.removeItem(atPath: path) } }
+        try Data((stdin ?? "").utf8).write(to: URL(fileURLWithPath: inputPath))
+        let status = try spawnAndWait([executable] + arguments, stdinPath: inputPath, stdoutPath: outputPath, stderrPath: errorsPath)
+        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        let errors = (try? String(contentsOfFile: errorsPath, encoding: .utf8)) ?? ""
+        let exit = status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        return (exit, output, errors)
+    }
+
+    /// Runs `command` (a path and its arguments) with its standard files opened from paths;
+    /// returns its wait status.
+    private static func spawnAndWait(
+        _ command: [String], stdinPath: String = "/dev/null", stdoutPath: String, stderrPath: String
+    ) throws -> Int32 {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, errorsPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 0, stdinPath, O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         var arguments: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
         defer { for argument in arguments { free(argument) } }
         var child = pid_t()
