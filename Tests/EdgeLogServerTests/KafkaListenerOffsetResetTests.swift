@@ -39,6 +39,26 @@ struct KafkaListenerOffsetResetTests {
         return daemon
     }
 
+    /// A daemon whose groups committed offset 5 of `reset`, which drop-oldest then deleted:
+    /// about 400 KB go through a 128 KB disk budget after the commits.
+    static func daemonWithCommittedOffsetsDropped(groups: [String]) async throws -> DaemonProcess {
+        let daemon = try await Self.daemon(storage: """
+            segment_bytes = 8192
+            disk_budget_bytes = 131072
+            overflow = "drop-oldest"
+            """, codec: "none")
+        try await Self.ingest(daemon, count: 20)
+        for group in groups {
+            let committed = try runCapturing("/usr/bin/env", [
+                "python3", interopScript("kafka_offset_reset.py"), "--bootstrap", "127.0.0.1:\(daemon.kafkaPort)",
+                "--topic", "reset", "--group", group, "--commit", "5",
+            ])
+            #expect(committed.status == 0, "commit: \(committed.stderr)")
+        }
+        try await Self.ingest(daemon, count: 4000, size: 80)
+        return daemon
+    }
+
     static func probe(_ daemon: DaemonProcess, client: String, _ arguments: [String]) throws -> Outcome {
         let run = try runCapturing("/usr/bin/env", [
             "python3", interopScript("kafka_offset_reset.py"), "--client", client,
@@ -95,23 +115,8 @@ struct KafkaListenerOffsetResetTests {
 
     @Test(arguments: ["confluent", "kafka-python"])
     func aCommittedOffsetBelowTheLogStartAfterDropOldestResetsAsConfigured(client: String) async throws {
-        let daemon = try await Self.daemon(storage: """
-            segment_bytes = 8192
-            disk_budget_bytes = 131072
-            overflow = "drop-oldest"
-            """, codec: "none")
+        let daemon = try await Self.daemonWithCommittedOffsetsDropped(groups: ["earliest", "latest", "error"].map { "\(client)-\($0)" })
         defer { daemon.remove() }
-        try await Self.ingest(daemon, count: 20)
-        for group in ["earliest", "latest", "error"] {
-            let committed = try runCapturing("/usr/bin/env", [
-                "python3", interopScript("kafka_offset_reset.py"), "--client", client,
-                "--bootstrap", "127.0.0.1:\(daemon.kafkaPort)", "--topic", "reset",
-                "--group", "\(client)-\(group)", "--commit", "5",
-            ])
-            #expect(committed.status == 0, "commit: \(committed.stderr)")
-        }
-        // About 400 KB through a 128 KB budget: the oldest segments, offset 5 among them, go.
-        try await Self.ingest(daemon, count: 4000, size: 80)
 
         let earliest = try Self.probe(daemon, client: client, ["--reset", "earliest", "--group", "\(client)-earliest"])
         #expect((earliest.low ?? 0) > 5, "drop-oldest moved the log start past the committed offset: \(earliest)")
@@ -211,21 +216,8 @@ struct KafkaListenerOffsetResetTests {
     /// kcat's balanced consumer (-G) with a committed offset that drop-oldest deleted: it
     /// resets as auto.offset.reset says.
     @Test func kcatResetsACommittedOffsetBelowTheLogStart() async throws {
-        let daemon = try await Self.daemon(storage: """
-            segment_bytes = 8192
-            disk_budget_bytes = 131072
-            overflow = "drop-oldest"
-            """, codec: "none")
+        let daemon = try await Self.daemonWithCommittedOffsetsDropped(groups: ["kcat-earliest", "kcat-latest", "kcat-error"])
         defer { daemon.remove() }
-        try await Self.ingest(daemon, count: 20)
-        for group in ["kcat-earliest", "kcat-latest", "kcat-error"] {
-            let committed = try runCapturing("/usr/bin/env", [
-                "python3", interopScript("kafka_offset_reset.py"), "--bootstrap", "127.0.0.1:\(daemon.kafkaPort)",
-                "--topic", "reset", "--group", group, "--commit", "5",
-            ])
-            #expect(committed.status == 0, "commit: \(committed.stderr)")
-        }
-        try await Self.ingest(daemon, count: 4000, size: 80)
         let (_, topic) = try await daemon.request(.GET, "/v1/topics/reset")
         let json = try JSONSerialization.jsonObject(with: Data(topic.utf8)) as? [String: Any]
         let partition = (json?["partitions"] as? [[String: Any]])?.first
