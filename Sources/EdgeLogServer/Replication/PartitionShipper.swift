@@ -234,7 +234,7 @@ final class PartitionShipper: Sendable {
         let first = try await leader(of: splitByKey ? 0 : log.partition)
 
         var next = try resumeOffset()
-        if !splitByKey, let end = await upstreamEnd(of: producer, from: next, connection: first) {
+        if let end = await upstreamEnd(of: producer, from: next, connection: first) {
             logger.info("the upstream already holds offsets \(next)..<\(end) from this producer; resuming after them")
             progress.withLock {
                 $0.heldUpstreamRecords += end - next
@@ -287,7 +287,9 @@ final class PartitionShipper: Sendable {
                         // "continuous" in its eyes, so it stores compressed batches as they are.
                         part.setBaseOffset(0)
                         part.setPartitionLeaderEpoch(-1)
-                        let sequence = splitByKey ? sequences[partition] ?? 0 : producer.sequence(at: batch.baseOffset) ?? sequences[partition] ?? 0
+                        // Derived from the local offset when the identity has a sequence base
+                        // (partitions one to one); counted per upstream partition otherwise.
+                        let sequence = producer.sequence(at: batch.baseOffset) ?? sequences[partition] ?? 0
                         part.setProducer(id: producer.id, epoch: producer.epoch, baseSequence: sequence)
                         sequences[partition] = Self.increment(sequence, by: part.lastOffsetDelta + 1)
                         sequencesAfter[partition] = sequences[partition]
