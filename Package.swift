@@ -23,7 +23,6 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
-        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
@@ -56,6 +55,8 @@ let package = Package(
             pkgConfig: "libmosquitto",
             providers: [.apt(["libmosquitto-dev"])]
         ),
+        // TOML 1.0, parsed in Swift: the C++ parser inside TOMLKit aborted on malformed files.
+        .target(name: "EdgeLogTOML", swiftSettings: swiftSettings),
         // CRC-32C with the CPU's own instruction (SSE 4.2 or ARMv8 CRC) where it has one.
         .target(name: "CCRC32C"),
         .target(
@@ -85,14 +86,13 @@ let package = Package(
         .target(
             name: "EdgeLogServer",
             dependencies: [
-                "EdgeLogStorage", "EdgeLogKafka", "CMosquitto",
+                "EdgeLogStorage", "EdgeLogKafka", "EdgeLogTOML", "CMosquitto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -114,7 +114,7 @@ let package = Package(
         .executableTarget(
             name: "edgelog-fuzz",
             dependencies: [
-                "EdgeLogKafka",
+                "EdgeLogKafka", "EdgeLogTOML",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -126,6 +126,11 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EdgeLogTOMLTests",
+            dependencies: ["EdgeLogTOML"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -166,6 +166,9 @@ public final class LogManager: Sendable {
             logs.append(log)
         }
         try FileSystem.syncDirectory(root)
+        if let observer = deletionObserver.withLock({ $0 }) {
+            for log in logs { log.deletionObserver = observer }
+        }
         let topic = Topic(
             name: name, id: id, config: config, partitions: logs, partitioner: Partitioner(nullKeyStrategy: configuration.nullKeyStrategy))
         let winner: Topic? = topicsByName.withLock { topics in
@@ -198,6 +201,18 @@ public final class LogManager: Sendable {
     }
 
     // MARK: Retention and the disk budget
+
+    private let deletionObserver = Mutex<(@Sendable (DeletedRecords) -> Void)?>(nil)
+
+    /// Tells `observer` of every deletion that loses data (`DeletedRecords`), in every
+    /// partition, present and future. It is called on the deleting thread (an appender making
+    /// room, or the retention thread), so it must not append itself: queue and return.
+    public func observeDeletions(_ observer: @escaping @Sendable (DeletedRecords) -> Void) {
+        deletionObserver.withLock { $0 = observer }
+        for topic in topicsByName.withLock({ Array($0.values) }) {
+            for partition in topic.partitions { partition.deletionObserver = observer }
+        }
+    }
 
     /// Applies retention by age and size to every partition; returns the bytes freed.
     @discardableResult

@@ -33,6 +33,11 @@ public final class PartitionLog: @unchecked Sendable {
         var committedPosition: Int64
         /// Offset below which retention must not delete (data an upstream still needs).
         var retentionFloor: Int64?
+        /// The lowest offset some upstream (required or not) has not acknowledged; nil when
+        /// none replicates this partition.
+        var replicatedUpTo: Int64?
+        /// Told of deletions that lose data (`DeletedRecords`); set by the LogManager.
+        var deletionObserver: (@Sendable (DeletedRecords) -> Void)?
         var fenceReason: String?
         var recoveryPoint: RecoveryPoint
         var checkpointedLogStart: Int64
@@ -92,6 +97,18 @@ public final class PartitionLog: @unchecked Sendable {
     public var retentionFloor: Int64? {
         get { state.withLock { $0.retentionFloor } }
         set { state.withLock { $0.retentionFloor = newValue } }
+    }
+
+    /// The lowest offset some upstream has not acknowledged (set by replication), so that a
+    /// deletion can tell whether it loses data nobody upstream has.
+    public var replicatedUpTo: Int64? {
+        get { state.withLock { $0.replicatedUpTo } }
+        set { state.withLock { $0.replicatedUpTo = newValue } }
+    }
+
+    var deletionObserver: (@Sendable (DeletedRecords) -> Void)? {
+        get { state.withLock { $0.deletionObserver } }
+        set { state.withLock { $0.deletionObserver = newValue } }
     }
 
     init(
@@ -277,7 +294,7 @@ public final class PartitionLog: @unchecked Sendable {
     public func applyRetention(nowMs: Int64) -> Int64 {
         var freed: Int64 = 0
         if let retentionMs = config.retentionMs {
-            freed += deleteOldSegments { segment, _ in
+            freed += deleteOldSegments(cause: .retentionUnreplicated) { segment, _ in
                 nowMs - segment.retentionTimestampMs > retentionMs
             }
         }
@@ -285,7 +302,7 @@ public final class PartitionLog: @unchecked Sendable {
             // Kafka's rule: delete the oldest segment while what remains is still at least
             // retentionBytes.
             var total = sizeBytes
-            freed += deleteOldSegments { segment, _ in
+            freed += deleteOldSegments(cause: .retentionUnreplicated) { segment, _ in
                 guard total - segment.sizeBytes >= retentionBytes else { return false }
                 total -= segment.sizeBytes
                 return true
@@ -297,16 +314,18 @@ public final class PartitionLog: @unchecked Sendable {
     /// Deletes the oldest segment if the floor allows it: for the disk budget's drop-oldest.
     func deleteOldestSegment() -> Int64 {
         var done = false
-        return deleteOldSegments { _, _ in
+        return deleteOldSegments(cause: .diskBudget) { _, _ in
             defer { done = true }
             return !done
         }
     }
 
     /// Deletes leading segments while `shouldDelete` says so, stopping at the first it refuses,
-    /// at the active segment and at the retention floor.
-    private func deleteOldSegments(_ shouldDelete: (LogSegment, Int) -> Bool) -> Int64 {
-        let removed: [LogSegment] = state.withLock { state in
+    /// at the active segment and at the retention floor. What it deletes is reported to the
+    /// deletion observer when it is a loss: always for the disk budget, and for retention when
+    /// some upstream had not acknowledged it.
+    private func deleteOldSegments(cause: DeletedRecords.Cause, _ shouldDelete: (LogSegment, Int) -> Bool) -> Int64 {
+        let (removed, loss, observer) = state.withLock { state -> ([LogSegment], DeletedRecords?, (@Sendable (DeletedRecords) -> Void)?) in
             var removed: [LogSegment] = []
             while state.segments.count > 1 {
                 let segment = state.segments[0]
@@ -316,10 +335,24 @@ public final class PartitionLog: @unchecked Sendable {
                 removed.append(state.segments.removeFirst())
                 state.logStartOffset = nextBase
             }
-            return removed
+            guard let first = removed.first else { return ([], nil, nil) }
+            let lastOffset = state.logStartOffset - 1
+            let unreplicatedFrom = state.replicatedUpTo.flatMap { $0 <= lastOffset ? max($0, first.baseOffset) : nil }
+            guard cause == .diskBudget || unreplicatedFrom != nil else { return (removed, nil, nil) }
+            let loss = DeletedRecords(
+                cause: cause, topic: topic, partition: partition, firstOffset: first.baseOffset, lastOffset: lastOffset,
+                fromTimestampMs: -1, toTimestampMs: removed.map(\.maxTimestamp).max() ?? -1, unreplicatedFrom: unreplicatedFrom)
+            return (removed, loss, state.deletionObserver)
         }
         guard !removed.isEmpty else { return 0 }
         writeLogStartCheckpoint()
+        if var loss, let observer {
+            // The first deleted batch's timestamp, read before its file goes.
+            let head = try? removed[0].log.read(at: 0, length: RecordBatch.Layout.headerSize)
+            loss.fromTimestampMs =
+                head?.getInteger(at: head!.readerIndex + RecordBatch.Layout.baseTimestamp, as: Int64.self) ?? removed[0].rollTimestampMs
+            observer(loss)
+        }
         var freed: Int64 = 0
         for segment in removed {
             // Open readers keep the descriptor, so unlinking under them is safe.

@@ -7,13 +7,8 @@ import NIOCore
 /// generated decoder of its API and version). Whatever decodes must encode again and decode
 /// to the same bytes; a crash, a trap or a failed check is a bug.
 ///
-///     swift build --scratch-path .build-fuzz --product edgelog-fuzz \
-///         -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING
-///     .build-fuzz/debug/edgelog-fuzz Tests/Fuzz/corpus -max_total_time=300
-///
-/// Built without FUZZING (as CI does) it replays inputs instead: `edgelog-fuzz FILE|DIR...`,
-/// and `edgelog-fuzz --write-seeds DIR` writes one seed per API and version.
-enum KafkaRequestFuzzer {
+/// How to build and run it: `FuzzMain`.
+enum KafkaRequestFuzzer: FuzzTarget {
     static func run(_ bytes: UnsafeRawBufferPointer) {
         var buffer = ByteBuffer(bytes: bytes)
         guard var header = try? KafkaRequestHeader(from: &buffer),
@@ -53,65 +48,5 @@ enum KafkaRequestFuzzer {
                 return ("\(api)-v\(version)", Array(buffer.readableBytesView))
             }
         }
-    }
-}
-
-/// libFuzzer's entry point for one input.
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    KafkaRequestFuzzer.run(UnsafeRawBufferPointer(start: data, count: size))
-    return 0
-}
-
-#if FUZZING
-/// libFuzzer's driver, called from our own `main` (SwiftPM names the executable's entry
-/// point itself, so libFuzzer's `main` cannot be used).
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<CInt>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-) -> CInt
-#endif
-
-@main
-struct FuzzMain {
-    static func main() throws {
-        #if FUZZING
-        var argc = CommandLine.argc
-        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzerTestOneInput))
-        #else
-        try replay(Array(CommandLine.arguments.dropFirst()))
-        #endif
-    }
-
-    /// Without libFuzzer: runs the inputs in files and directories (the committed corpus by
-    /// default), or writes the seeds with `--write-seeds DIR`.
-    static func replay(_ arguments: [String]) throws {
-        var arguments = arguments
-        if arguments.first == "--write-seeds", arguments.count == 2 {
-            try FileManager.default.createDirectory(atPath: arguments[1], withIntermediateDirectories: true)
-            for seed in KafkaRequestFuzzer.seeds() {
-                try Data(seed.bytes).write(to: URL(fileURLWithPath: arguments[1] + "/" + seed.name))
-            }
-            return
-        }
-        if arguments.isEmpty { arguments = ["Tests/Fuzz/corpus"] }
-        var count = 0
-        for path in arguments {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: path])
-            }
-            let files = isDirectory.boolValue
-                ? try FileManager.default.contentsOfDirectory(atPath: path).sorted().map { path + "/" + $0 } : [path]
-            for file in files {
-                let bytes = try Data(contentsOf: URL(fileURLWithPath: file))
-                bytes.withUnsafeBytes { KafkaRequestFuzzer.run($0) }
-                count += 1
-            }
-        }
-        print("replayed \(count) inputs: no crash")
     }
 }

@@ -108,16 +108,22 @@ struct DaemonProcessTests {
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(status == 200, "\(daemon.stderr)")
-        // A broken file changes nothing and stops nothing.
-        try "[http\n".write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
-        kill(daemon.process!.processIdentifier, SIGHUP)
-        let logDeadline = ContinuousClock.now + .seconds(20)
-        while !daemon.stderr.contains("configuration not reloaded") && ContinuousClock.now < logDeadline {
-            try await Task.sleep(for: .milliseconds(50))
+        // A broken file changes nothing and stops nothing. `[[[broken` aborted the daemon in
+        // TOMLKit's C++ parser (issue 13); the line numbers below are where each fault is.
+        for (broken, line) in [("[http\n", 1), ("[[[broken\n", 1), (original + "\nlisten = [1,,2]\n", original.split(separator: "\n", omittingEmptySubsequences: false).count + 1)] {
+            let logged = daemon.stderr.components(separatedBy: "configuration not reloaded").count
+            try broken.write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
+            kill(daemon.process!.processIdentifier, SIGHUP)
+            let logDeadline = ContinuousClock.now + .seconds(20)
+            while daemon.stderr.components(separatedBy: "configuration not reloaded").count == logged && ContinuousClock.now < logDeadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(daemon.stderr.contains("edgelog.toml:\(line): "), "\(broken.suffix(40).debugDescription): \(daemon.stderr.suffix(600))")
+            let (ready, _) = try await daemon.request(.GET, "/readyz")
+            #expect(ready == 200)
+            let (produced, _) = try await daemon.request(.POST, "/v1/topics/added-by-reload/records", body: #"{"records":[{"value":"still ingesting"}]}"#)
+            #expect(produced == 200)
         }
-        #expect(daemon.stderr.contains("configuration not reloaded"))
-        let (ready, _) = try await daemon.request(.GET, "/readyz")
-        #expect(ready == 200)
         #expect(try await daemon.stop() == 0)
     }
 
@@ -131,6 +137,18 @@ struct DaemonProcessTests {
         #expect(error.contains("edgelog.toml:\(line): key 'storage.codec'"), "\(error)")
         let (checkCode, _, checkError) = try DaemonProcess.cli(["config", "check", daemon.configPath])
         #expect(checkCode == 1 && checkError.contains("'brotli' is not one of none, gzip, snappy, lz4, zstd"))
+    }
+
+    /// `[[[broken` made `config check` and `serve` abort with a C++ assertion (exit 134) in
+    /// TOMLKit's parser (issue 13); now both name the file, line and problem.
+    @Test func aSyntaxErrorIsNamedNotACrash() throws {
+        let daemon = try DaemonProcess()
+        defer { daemon.remove() }
+        try "[server]\n[[[broken\n".write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
+        let (checkCode, _, checkError) = try DaemonProcess.cli(["config", "check", daemon.configPath])
+        #expect(checkCode == 1 && checkError.contains("edgelog.toml:2: expected a key, found '['"), "\(checkError)")
+        let (serveCode, _, serveError) = try DaemonProcess.cli(["serve", "--config", daemon.configPath])
+        #expect(serveCode == 78 && serveError.contains("edgelog.toml:2: expected a key"), "\(serveError)")
     }
 
     /// Under systemd (JOURNAL_STREAM names the daemon's standard error) every log line carries

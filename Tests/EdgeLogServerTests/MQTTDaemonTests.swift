@@ -137,6 +137,93 @@ struct MQTTDaemonTests {
         #expect(status == 0)
         #expect(output.contains("15 dropped"), "\(output)")
         #expect(output.contains("WARNING: the broker dropped 15 messages"), "\(output)")
+        // A loss marker says so where upstream readers look (issue 13); the broker's counter
+        // covers all its clients, so the count is a bound.
+        var marker: [String: Any]? = nil
+        try await mqttEventually("a broker-drop loss marker") {
+            marker = try await daemon.lossMarkers().first { $0["reason"] as? String == "mqtt-broker-dropped" }
+            return marker != nil
+        }
+        #expect(marker?["count_at_most"] as? Int == 15 && marker?["count"] is NSNull, "\(String(describing: marker))")
+        #expect((marker?["from_ms"] as? Int ?? 0) > 0 && (marker?["to_ms"] as? Int ?? 0) > (marker?["from_ms"] as? Int ?? 0))
+        let (_, metricsAfter) = try await daemon.request(.GET, "/metrics")
+        #expect(metricsAfter.contains(#"edgelog_lost_records_total{reason="mqtt-broker-dropped"} 15"#))
+        #expect(try await daemon.stop() == 0)
+    }
+
+    /// `ack = fast` (issue 13): a kill -9 while acknowledged messages are not yet in the log
+    /// leaves a loss marker at the next start; a kill -9 while nothing is in flight does not.
+    /// The log is kept from storing by a full disk budget, so the acknowledged messages are
+    /// certainly in flight; the marker is written once the budget has room again. (Negative
+    /// control: without the fast-ack mark no marker appears and the second half fails.)
+    @Test func aCrashWithAckFastInFlightLeavesALossMarker() async throws {
+        let broker = try MQTTTestBroker()
+        let daemon = try DaemonProcess(extraConfig: Self.config(broker: broker, ack: "fast") + """
+
+            [storage]
+            disk_budget_bytes = 262144
+            overflow = "reject"
+            segment_bytes = 16384
+            """)
+        defer { daemon.remove() }
+        let mark = daemon.dataDirectory + "/mqtt-local.fast-ack"
+        func markSays(busy: Bool) -> Bool {
+            guard let text = try? String(contentsOfFile: mark, encoding: .utf8) else { return false }
+            return text.contains("busy_since_ms 0\n") != busy
+        }
+        func crashMarkers() async throws -> Int {
+            let (_, body) = try await daemon.request(.GET, "/v1/status")
+            let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+            return ((json?["loss"] as? [String: Any])?["mqtt-fast-ack-crash"] as? [String: Any])?["markers"] as? Int ?? 0
+        }
+        try await daemon.start()
+        try await mqttEventually("the subscription") { try await daemon.request(.GET, "/readyz").0 == 200 && markSays(busy: false) }
+
+        // Idle: everything stored, the mark says so; a kill -9 now loses nothing and says nothing.
+        try broker.publish("sensors/device-1/reading", lines: (0..<10).map { "idle-\($0)" })
+        try await mqttEventually("10 stored") { try await Self.values(daemon).count == 10 }
+        try await mqttEventually("the mark to say idle") { markSays(busy: false) }
+        _ = try await daemon.stop(signal: SIGKILL)
+        let before = try String(contentsOfFile: mark, encoding: .utf8)
+        try await daemon.start()
+        try await mqttEventually("the mark rewritten at start") { (try? String(contentsOfFile: mark, encoding: .utf8)) != before }
+        #expect(try await crashMarkers() == 0)
+
+        // Fill the budget, so that what MQTT brings is acknowledged and cannot be stored.
+        var full = false
+        for _ in 0..<400 where !full {
+            // Random text, so that compression does not make it small.
+            let lines = (0..<20).map { _ in #"{"value":"\#((0..<25).map { _ in UUID().uuidString }.joined())"}"# }
+            let (status, _) = try await daemon.request(
+                .POST, "/v1/topics/filler/records", contentType: "application/x-ndjson", body: lines.joined(separator: "\n"))
+            full = status == 507
+        }
+        #expect(full, "the disk budget filled")
+        // Then to the last few bytes, with the smallest records there are, so not even one
+        // MQTT message fits.
+        full = false
+        for _ in 0..<2000 where !full {
+            full = try await daemon.request(.POST, "/v1/topics/filler/records", body: #"{"records":[{"value":"x"}]}"#).0 == 507
+        }
+        #expect(full, "the disk budget filled to the byte")
+        let acked = Self.pubacks(broker)
+        try broker.publish("sensors/device-1/reading", lines: (0..<20).map { "lost-\($0)" })
+        try await mqttEventually("20 acknowledged") { Self.pubacks(broker) >= acked + 20 }
+        #expect(markSays(busy: true), "\((try? String(contentsOfFile: mark, encoding: .utf8)) ?? "no mark"): \(daemon.stderr.suffix(1500))")
+        _ = try await daemon.stop(signal: SIGKILL)
+
+        try await daemon.start()
+        try await mqttEventually("the crash counted") { try await crashMarkers() == 1 }
+        // Room again: the marker (retried meanwhile) reaches the loss topic.
+        #expect(try await daemon.request(.DELETE, "/v1/topics/filler").0 == 204)
+        var marker: [String: Any]? = nil
+        try await mqttEventually("the marker in _edgelog.loss") {
+            marker = try await daemon.lossMarkers().first { $0["reason"] as? String == "mqtt-fast-ack-crash" }
+            return marker != nil
+        }
+        #expect((marker?["count_at_most"] as? Int ?? 0) >= 20, "\(String(describing: marker))")
+        #expect((marker?["from_ms"] as? Int ?? 0) > 0 && (marker?["detail"] as? String ?? "").contains("ack = \"fast\""))
+        #expect(try await Self.values(daemon).filter { $0.hasPrefix("lost-") }.isEmpty, "the in-flight messages were lost, as the marker says")
         #expect(try await daemon.stop() == 0)
     }
 

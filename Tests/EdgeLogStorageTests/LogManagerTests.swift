@@ -2,6 +2,7 @@
 import Foundation
 import Logging
 import NIOCore
+import Synchronization
 import Testing
 
 /// Topics, partitioning, retention and the disk budget.
@@ -172,6 +173,63 @@ import Testing
         }
         #expect(rejected)
         #expect(log.logStartOffset == log.retentionFloor)
+    }
+
+    /// Every offset drop-oldest deletes is reported (the loss markers' source), in order and
+    /// without gaps: the reports together cover exactly [0, log start).
+    @Test func dropOldestReportsEveryDeletedOffset() async throws {
+        let directory = Fixtures.temporaryDirectory()
+        defer { Fixtures.remove(directory) }
+        let manager = try Self.manager(directory) {
+            $0.diskBudgetBytes = 20 * 1024
+            $0.overflowPolicy = .dropOldest
+        }
+        defer { manager.close() }
+        let reports = Mutex<[DeletedRecords]>([])
+        manager.observeDeletions { deleted in reports.withLock { $0.append(deleted) } }
+        let log = try manager.createTopic("d", partitions: 1, config: Self.smallSegments).partitions[0]
+        for start in stride(from: 0, to: 1000, by: 10) { _ = try await log.append(PartitionLogTests.records(start..<(start + 10))) }
+        let deleted = reports.withLock { $0 }
+        #expect(log.logStartOffset > 0 && !deleted.isEmpty)
+        var next: Int64 = 0
+        for report in deleted {
+            #expect(report.cause == .diskBudget && report.topic == "d" && report.partition == 0)
+            #expect(report.firstOffset == next, "\(deleted)")
+            #expect(report.fromTimestampMs > 0 && report.toTimestampMs >= report.fromTimestampMs)
+            #expect(report.unreplicatedFrom == nil, "nothing replicates this partition")
+            next = report.lastOffset + 1
+        }
+        #expect(next == log.logStartOffset)
+    }
+
+    /// Retention reports a deletion only when some upstream had not acknowledged what it deleted.
+    @Test func retentionReportsOnlyWhatNoUpstreamHad() async throws {
+        let directory = Fixtures.temporaryDirectory()
+        defer { Fixtures.remove(directory) }
+        let manager = try Self.manager(directory)
+        defer { manager.close() }
+        let reports = Mutex<[DeletedRecords]>([])
+        manager.observeDeletions { deleted in reports.withLock { $0.append(deleted) } }
+        var config = Self.smallSegments
+        config.retentionMs = 60_000
+        let log = try manager.createTopic("aged", partitions: 1, config: config).partitions[0]
+        for start in stride(from: 0, to: 300, by: 10) { _ = try await log.append(PartitionLogTests.records(start..<(start + 10))) }
+        let segments = log.segments
+        #expect(segments.count > 4)
+        // An upstream has everything below the third segment: deleting the first two loses nothing.
+        log.replicatedUpTo = segments[2].baseOffset
+        log.retentionFloor = segments[2].baseOffset
+        #expect(manager.applyRetention(nowMs: wallClockMs() + 3_600_000) > 0)
+        #expect(log.logStartOffset == segments[2].baseOffset)
+        #expect(reports.withLock { $0 }.isEmpty)
+        // A non-required upstream lags at the third segment; retention goes on to the active one.
+        log.retentionFloor = nil
+        #expect(manager.applyRetention(nowMs: wallClockMs() + 3_600_000) > 0)
+        let deleted = reports.withLock { $0 }
+        #expect(deleted.count == 1)
+        #expect(deleted.first?.cause == .retentionUnreplicated)
+        #expect(deleted.first?.firstOffset == segments[2].baseOffset && deleted.first?.lastOffset == log.logStartOffset - 1)
+        #expect(deleted.first?.unreplicatedFrom == segments[2].baseOffset)
     }
 
     @Test func consumerCheckpointsAreDurableAndValidated() throws {

@@ -1,7 +1,7 @@
 import EdgeLogKafka
 import EdgeLogStorage
 import Foundation
-import TOMLKit
+import EdgeLogTOML
 
 extension EdgelogConfig {
     /// Reads and validates a configuration file. Secrets may come from the environment:
@@ -24,14 +24,10 @@ extension EdgelogConfig {
         -> EdgelogConfig
     {
         let root: TOMLTable
-        do { root = try TOMLTable(string: text) } catch let error as TOMLParseError {
-            throw ConfigError(
-                file: file, line: error.source.begin.line,
-                message: "\(error.description) (column \(error.source.begin.column))")
-        } catch {
-            throw ConfigError(file: file, message: "\(error)")
+        do { root = try TOMLParser.parse(text) } catch {
+            throw ConfigError(file: file, line: error.line, message: "\(error.message) (column \(error.column))")
         }
-        let reader = TOMLTableReader(table: root, path: "", file: file, sourceMap: TOMLSourceMap(text))
+        let reader = TOMLTableReader(table: root, path: "", file: file)
         var config = EdgelogConfig()
 
         if let server = try reader.table("server") {

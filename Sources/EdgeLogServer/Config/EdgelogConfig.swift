@@ -151,7 +151,10 @@ public struct EdgelogConfig: Sendable, Equatable {
             topicTemplate.replacingOccurrences(of: "{topic}", with: topic).replacingOccurrences(of: "{site}", with: site)
         }
 
-        public func replicates(_ topic: String) -> Bool { topics.isEmpty || topics.contains(topic) }
+        /// Loss markers (`_edgelog.loss`) always go upstream, whatever the list says.
+        public func replicates(_ topic: String) -> Bool {
+            topics.isEmpty || topics.contains(topic) || topic == LossRecorder.topic
+        }
     }
 
     public var server = Server()

@@ -1,4 +1,4 @@
-import TOMLKit
+import EdgeLogTOML
 
 /// Reads one TOML table with types checked, remembering which keys were read so that a key
 /// nobody asked for (a typo) is reported with its line instead of silently ignored.
@@ -6,24 +6,25 @@ final class TOMLTableReader {
     let table: TOMLTable
     let path: String
     let file: String
-    let sourceMap: TOMLSourceMap
     private var used: Set<String> = []
 
-    init(table: TOMLTable, path: String, file: String, sourceMap: TOMLSourceMap) {
+    init(table: TOMLTable, path: String, file: String) {
         self.table = table
         self.path = path
         self.file = file
-        self.sourceMap = sourceMap
     }
 
     func keyPath(_ key: String) -> String { path.isEmpty ? key : path + "." + key }
 
+    /// An error about `key`, on the line the key is defined, or for a missing key (or `nil`,
+    /// the table itself) on the line of the table's header.
     func error(_ key: String?, _ message: String) -> ConfigError {
         let full = key.map(keyPath) ?? (path.isEmpty ? nil : path)
-        return ConfigError(file: file, line: sourceMap.line(of: full ?? ""), key: full, message: message)
+        let line = key.flatMap { table[$0]?.line } ?? table.line
+        return ConfigError(file: file, line: line, key: full, message: message)
     }
 
-    private func value(_ key: String) -> (any TOMLValueConvertible)? {
+    private func value(_ key: String) -> TOMLValue? {
         used.insert(key)
         return table[key]
     }
@@ -42,9 +43,9 @@ final class TOMLTableReader {
 
     func int(_ key: String, in range: ClosedRange<Int>) throws(ConfigError) -> Int? {
         guard let value = value(key) else { return nil }
-        guard let int = value.int else { throw error(key, "expected an integer, found \(describe(value))") }
-        guard range.contains(int) else {
-            throw error(key, "\(int) is out of range \(range.lowerBound)...\(range.upperBound)")
+        guard let integer = value.integer else { throw error(key, "expected an integer, found \(describe(value))") }
+        guard let int = Int(exactly: integer), range.contains(int) else {
+            throw error(key, "\(integer) is out of range \(range.lowerBound)...\(range.upperBound)")
         }
         return int
     }
@@ -62,7 +63,7 @@ final class TOMLTableReader {
 
     func bool(_ key: String) throws(ConfigError) -> Bool? {
         guard let value = value(key) else { return nil }
-        guard let bool = value.bool else { throw error(key, "expected true or false, found \(describe(value))") }
+        guard let bool = value.boolean else { throw error(key, "expected true or false, found \(describe(value))") }
         return bool
     }
 
@@ -75,7 +76,7 @@ final class TOMLTableReader {
     func table(_ key: String) throws(ConfigError) -> TOMLTableReader? {
         guard let value = value(key) else { return nil }
         guard let table = value.table else { throw error(key, "expected a table, found \(describe(value))") }
-        return TOMLTableReader(table: table, path: keyPath(key), file: file, sourceMap: sourceMap)
+        return TOMLTableReader(table: table, path: keyPath(key), file: file)
     }
 
     /// An array of tables (`[[key]]`).
@@ -87,7 +88,7 @@ final class TOMLTableReader {
             guard let table = element.table else {
                 throw error("\(key)[\(index)]", "expected a table, found \(describe(element))")
             }
-            readers.append(TOMLTableReader(table: table, path: "\(keyPath(key))[\(index)]", file: file, sourceMap: sourceMap))
+            readers.append(TOMLTableReader(table: table, path: "\(keyPath(key))[\(index)]", file: file))
         }
         return readers
     }
@@ -99,15 +100,11 @@ final class TOMLTableReader {
         }
     }
 
-    private func describe(_ value: any TOMLValueConvertible) -> String {
-        switch value.type {
-        case .string: "the string \"\(value.string ?? "")\""
-        case .int: "the integer \(value.int ?? 0)"
-        case .double: "a number"
-        case .bool: "a boolean"
-        case .table: "a table"
-        case .array: "an array"
-        default: "a \(value.type)"
+    private func describe(_ value: TOMLValue) -> String {
+        switch value.kind {
+        case .string(let string): "the string \"\(string)\""
+        case .integer(let integer): "the integer \(integer)"
+        default: value.typeDescription
         }
     }
 }

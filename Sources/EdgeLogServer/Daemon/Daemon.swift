@@ -28,7 +28,9 @@ public enum Daemon {
         let state = DaemonState()
         _ = notifier.status("recovering the log in \(config.server.dataDirectory)")
 
-        let manager = try openLog(config, logger: logger)
+        let (manager, reports) = try openLog(config, logger: logger)
+        let loss = try LossRecorder(manager: manager, logger: logger)
+        for report in reports { loss.recordRecovery(report) }
         let ingestor = Ingestor(
             manager: manager, autoCreateTopics: config.http.autoCreateTopics,
             defaultPartitions: config.http.defaultPartitions, logger: logger)
@@ -40,6 +42,8 @@ public enum Daemon {
             // (no pets) makes systemd restart it.
             WatchdogService(notifier: notifier, logger: logger, isHealthy: { !stall.isStalled }),
             LogService(manager: manager, logger: logger),
+            // After the log, so that it stops (appending what it has queued) before the log closes.
+            loss,
             HangSimulationService(
                 stalled: stall, enabled: ProcessInfo.processInfo.environment["EDGELOG_HANG_SIGNAL"] == "1", logger: logger),
         ]
@@ -47,7 +51,7 @@ public enum Daemon {
         let replication = config.upstreams.isEmpty
             ? nil : try ReplicationService(upstreams: config.upstreams, manager: manager, logger: logger)
         if let replication { services.append(replication) }
-        let mqtt = MQTTServices.make(config: config, ingestor: ingestor, logger: logger)
+        let mqtt = MQTTServices.make(config: config, ingestor: ingestor, loss: loss, logger: logger)
         services += mqtt as [any Service]
         if config.kafka.enabled { services.append(KafkaListener(config: config, manager: manager, logger: logger)) }
         let markReady: @Sendable () -> Void = {
@@ -60,7 +64,7 @@ public enum Daemon {
             let api = HTTPAPI(
                 ingestor: ingestor, state: state,
                 settings: .init(maxBodyBytes: config.http.maxBodyBytes, authToken: config.http.authToken),
-                replication: replication, mqtt: mqtt,
+                replication: replication, mqtt: mqtt, loss: loss,
                 metrics: {
                     replication?.updateMetrics()
                     diskGauge.record(manager.budget?.usedBytes ?? FileSystem.usedBytes(under: config.server.dataDirectory))
@@ -94,7 +98,7 @@ public enum Daemon {
     }
 
     /// Opens the data directory (recovery happens here) and creates the configured topics.
-    static func openLog(_ config: EdgelogConfig, logger: Logger) throws -> LogManager {
+    static func openLog(_ config: EdgelogConfig, logger: Logger) throws -> (LogManager, [RecoveryReport]) {
         var configuration = LogManager.Configuration(dataDirectory: config.server.dataDirectory)
         configuration.defaults = config.storage.log
         configuration.diskBudgetBytes = config.storage.diskBudgetBytes
@@ -117,7 +121,7 @@ public enum Daemon {
         for topic in config.topics where manager.topic(topic.name) == nil {
             try manager.createTopic(topic.name, partitions: topic.partitions, config: topic.log)
         }
-        return manager
+        return (manager, reports)
     }
 }
 

@@ -30,12 +30,14 @@ public struct HTTPAPI: Sendable {
     let metrics: (@Sendable () -> ByteBuffer)?
     let replication: ReplicationService?
     let mqtt: [MQTTIngestService]
+    let loss: LossRecorder?
     let startedAt = Date()
 
     public init(
         ingestor: Ingestor, state: DaemonState, settings: Settings, replication: ReplicationService? = nil,
-        mqtt: [MQTTIngestService] = [], metrics: (@Sendable () -> ByteBuffer)?
+        mqtt: [MQTTIngestService] = [], loss: LossRecorder? = nil, metrics: (@Sendable () -> ByteBuffer)?
     ) {
+        self.loss = loss
         self.replication = replication
         self.mqtt = mqtt
         self.ingestor = ingestor
@@ -327,6 +329,20 @@ public struct HTTPAPI: Sendable {
                     json.endObject()
                 }
                 json.endArray()
+            }
+            if let loss {
+                // Loss markers since start, by reason: {"drop-oldest": {"markers": 2, "records": 8192, "last_at_ms": ...}}
+                json.key("loss")
+                json.beginObject()
+                for (reason, totals) in loss.totalsByReason.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+                    json.key(reason.rawValue)
+                    json.beginObject()
+                    json.field("markers", totals.markers)
+                    json.field("records", totals.records)
+                    if let last = totals.lastAtMs { json.field("last_at_ms", last) }
+                    json.endObject()
+                }
+                json.endObject()
             }
             if !mqtt.isEmpty {
                 json.key("mqtt")

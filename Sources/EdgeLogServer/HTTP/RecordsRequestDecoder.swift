@@ -33,7 +33,7 @@ struct RecordsRequestDecoder {
 
     static func format(contentType: String?) -> Format? {
         guard let contentType else { return .json }
-        let mediaType = contentType.split(separator: ";").first.map { $0.trimmingWhitespace().lowercased() } ?? ""
+        let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
         switch mediaType {
         case "application/json", "application/vnd.kafka.json.v2+json", "application/vnd.kafka.v2+json": return .json
         case "application/vnd.kafka.binary.v2+json": return .binaryJSON

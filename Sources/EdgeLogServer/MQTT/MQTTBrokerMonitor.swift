@@ -59,6 +59,8 @@ final class MQTTBrokerMonitor: Sendable {
         var baselineUptimeS: Int64? = nil
         /// The broker's uptime as last published.
         var uptimeS: Int64? = nil
+        /// When the dropped count was last seen (the start of the window a rise happened in).
+        var droppedSeenAtMs: Int64? = nil
     }
 
     let brokerName: String
@@ -69,9 +71,11 @@ final class MQTTBrokerMonitor: Sendable {
     private let storedGauge: Gauge
     private let clientsGauge: Gauge
     private let dropsCounter: Counter
+    private let loss: LossRecorder?
 
-    init(brokerName: String, stateFile: String?, logger: Logger) {
+    init(brokerName: String, stateFile: String?, loss: LossRecorder? = nil, logger: Logger) {
         self.brokerName = brokerName
+        self.loss = loss
         self.stateFile = stateFile
         self.logger = logger
         var initial = State()
@@ -81,6 +85,7 @@ final class MQTTBrokerMonitor: Sendable {
                     initial.baselineDropped = saved["dropped"]
                     initial.baselineUptimeS = saved["uptime_s"]
                     initial.snapshot.dropsSeen = saved["drops_seen"] ?? 0
+                    initial.droppedSeenAtMs = saved["seen_at_ms"]
                 }
             } catch {
                 logger.warning("cannot read the MQTT broker's saved counters; starting over", metadata: ["edgelog.error": "\(error)"])
@@ -120,14 +125,16 @@ final class MQTTBrokerMonitor: Sendable {
 
     private enum Finding {
         case none
-        case rise(by: Int64, total: Int64)
+        case rise(by: Int64, total: Int64, sinceMs: Int64?)
         case unknownOrigin(Int64)
     }
 
     private func observeDropped(_ count: Int64, nowMs: Int64) {
         droppedGauge.record(count)
         let (finding, save) = state.withLock { state -> (Finding, Checkpoint) in
+            let sinceMs = state.droppedSeenAtMs
             defer {
+                state.droppedSeenAtMs = nowMs
                 state.snapshot.droppedMessages = count
                 state.baselineDropped = count
                 if let uptime = state.uptimeS { state.baselineUptimeS = uptime }
@@ -140,22 +147,27 @@ final class MQTTBrokerMonitor: Sendable {
             if let baseline {
                 let rise = count >= baseline ? count - baseline : count  // lower: restarted
                 if rise > 0 {
-                    finding = .rise(by: rise, total: count)
+                    finding = .rise(by: rise, total: count, sinceMs: sinceMs)
                     state.snapshot.dropsSeen += rise
                     state.snapshot.lastDropAtMs = nowMs
                 }
             } else if count > 0 {
                 finding = .unknownOrigin(count)
             }
-            var values = ["dropped": count, "drops_seen": state.snapshot.dropsSeen]
+            var values = ["dropped": count, "drops_seen": state.snapshot.dropsSeen, "seen_at_ms": nowMs]
             if let uptime = state.uptimeS ?? state.baselineUptimeS { values["uptime_s"] = uptime }
             return (finding, Checkpoint(values))
         }
         switch finding {
         case .none:
             break
-        case .rise(let rise, let total):
+        case .rise(let rise, let total, let sinceMs):
             dropsCounter.increment(by: Int(rise))
+            // The counter is the broker's, over all its clients: a bound on what edgelog lost.
+            loss?.record(
+                LossMarker(
+                    reason: .mqttBrokerDropped, countAtMost: rise, fromMs: sinceMs, toMs: nowMs, detectedAtMs: nowMs,
+                    detail: "the MQTT broker '\(brokerName)' dropped \(rise) messages ($SYS/broker/publish/messages/dropped is now \(total)); the counter covers all of its clients"))
             logger.error(
                 "the MQTT broker dropped \(rise) messages: a client's queue was full, most likely edgelog's persistent session while edgelog was down or behind; raise max_queued_messages (and max_queued_bytes) in the broker's configuration (see deploy/mosquitto-edgelog.conf)",
                 metadata: ["edgelog.mqtt.broker_dropped_total": "\(total)"])

@@ -13,6 +13,7 @@ extension MQTTIngestService {
             }
             for topic in topics {
                 await appendQueued(groups[topic]!, to: topic, queue: queue)
+                fastAckMark?.settle(groups[topic]!.count)  // stored, or given up on and counted
             }
         }
     }
@@ -45,5 +46,20 @@ extension MQTTIngestService {
                 delayMs = min(delayMs * 2, 5_000)
             }
         }
+    }
+
+    /// At start: a busy spell the last run did not end means it died with acknowledged
+    /// records not yet in the log (at most the queue plus the batch being appended).
+    func reportFastAckCrash() {
+        guard let mark = fastAckMark else { return }
+        if let spell = mark.previousBusySpell() {
+            let bound = Int64(tuning.fastQueueCapacity + tuning.fastBatchMaxRecords)
+            loss?.record(
+                LossMarker(
+                    reason: .mqttFastAckCrash, countAtMost: bound, fromMs: spell.sinceMs > 0 ? spell.sinceMs : nil,
+                    toMs: spell.updatedMs > 0 ? spell.updatedMs + MQTTFastAckMark.refreshMs : nil,
+                    detail: "the last run of edgelog ended without a clean stop while MQTT messages from broker '\(broker.name)' acknowledged with ack = \"fast\" were not yet in the log (\(spell.inFlight) in flight when last noted); they are lost"))
+        }
+        mark.reset()
     }
 }

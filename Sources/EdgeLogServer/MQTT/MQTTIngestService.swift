@@ -99,6 +99,9 @@ public final class MQTTIngestService: Service, Sendable {
     let logger: Logger
     /// The broker's `$SYS` counters; nil with `broker_stats = false`.
     let monitor: MQTTBrokerMonitor?
+    /// `ack = fast` with a data directory: lets the next start report what a crash lost.
+    let fastAckMark: MQTTFastAckMark?
+    let loss: LossRecorder?
     let storedCount = Atomic<Int>(0)
     let unroutedCount = Atomic<Int>(0)
     let failedCount = Atomic<Int>(0)
@@ -116,14 +119,14 @@ public final class MQTTIngestService: Service, Sendable {
     /// data directory); nil keeps them in memory only.
     public convenience init(
         broker: EdgelogConfig.Broker, routes: [EdgelogConfig.Route], ingestor: Ingestor, stateDirectory: String?,
-        logger: Logger
+        loss: LossRecorder? = nil, logger: Logger
     ) {
-        self.init(broker: broker, routes: routes, sink: ingestor, stateDirectory: stateDirectory, logger: logger)
+        self.init(broker: broker, routes: routes, sink: ingestor, stateDirectory: stateDirectory, loss: loss, logger: logger)
     }
 
     init(
         broker: EdgelogConfig.Broker, routes: [EdgelogConfig.Route], sink: any MQTTRecordSink, stateDirectory: String? = nil,
-        logger: Logger, tuning: Tuning = Tuning()
+        loss: LossRecorder? = nil, logger: Logger, tuning: Tuning = Tuning()
     ) {
         self.broker = broker
         self.routerState = Mutex(MQTTRouter(routes: routes))
@@ -132,11 +135,15 @@ public final class MQTTIngestService: Service, Sendable {
         var logger = logger
         logger[metadataKey: "edgelog.mqtt.broker_name"] = "\(broker.name)"
         self.logger = logger
+        self.loss = loss
+        self.fastAckMark =
+            broker.ack == .fast
+            ? stateDirectory.map { MQTTFastAckMark(path: $0 + "/mqtt-\(broker.name).fast-ack", logger: logger) } : nil
         self.monitor =
             broker.brokerStats
             ? MQTTBrokerMonitor(
                 brokerName: broker.name, stateFile: stateDirectory.map { $0 + "/mqtt-\(broker.name).broker-counters" },
-                logger: logger)
+                loss: loss, logger: logger)
             : nil
         func counter(_ outcome: String) -> Counter {
             Counter(label: "edgelog_mqtt_messages_total", dimensions: [("broker", broker.name), ("outcome", outcome)])
@@ -231,7 +238,16 @@ public final class MQTTIngestService: Service, Sendable {
                 throw MQTTClientError("MQTT broker '\(broker.name)', client '\(clientId)': \(error)")
             }
         }
+        reportFastAckCrash()
         let drain = queue.map { queue in Task { await self.drain(queue) } }
+        let tick = fastAckMark.map { mark in
+            Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(MQTTFastAckMark.tickMs))
+                    mark.markIdleIfSettled()
+                }
+            }
+        }
         for client in clients { client.start() }
         logger.info(
             "MQTT ingest started",
@@ -249,6 +265,8 @@ public final class MQTTIngestService: Service, Sendable {
         }
         queue?.close()
         await drain?.value
+        tick?.cancel()
+        fastAckMark?.markIdleIfSettled()
         let statistics = self.statistics
         logger.info(
             "MQTT ingest stopped",
@@ -281,8 +299,13 @@ public final class MQTTIngestService: Service, Sendable {
         }
         let record = makeRecord(message, key: destination.key)
         if let queue {
+            fastAckMark?.reserve()
             // False only while stopping: not queued, so not acknowledged either.
-            return queue.push(.init(topic: destination.topic, record: record)) ? .acknowledge : .refuse
+            guard queue.push(.init(topic: destination.topic, record: record)) else {
+                fastAckMark?.settle(1)
+                return .refuse
+            }
+            return .acknowledge
         }
         group.append(record, to: destination.topic)
         return .acknowledge

@@ -7,11 +7,11 @@ enum MQTTServices {
     /// The services of the running daemon, for `reload`.
     private static let running = Mutex<[MQTTIngestService]>([])
 
-    static func make(config: EdgelogConfig, ingestor: Ingestor, logger: Logger) -> [MQTTIngestService] {
+    static func make(config: EdgelogConfig, ingestor: Ingestor, loss: LossRecorder, logger: Logger) -> [MQTTIngestService] {
         let services = config.brokers.map {
             MQTTIngestService(
                 broker: $0, routes: config.routes, ingestor: ingestor, stateDirectory: config.server.dataDirectory,
-                logger: logger)
+                loss: loss, logger: logger)
         }
         running.withLock { $0 = services }
         return services

@@ -35,24 +35,28 @@ public final class ReplicationService: Service, Sendable {
         updateRetentionFloors()
     }
 
-    /// For every partition, the lowest offset a required upstream has not acknowledged.
+    /// For every partition, the lowest offset a required upstream has not acknowledged (the
+    /// retention floor), and the lowest any upstream has not (so that a deletion below the
+    /// floor of a `required = false` upstream is reported as a loss).
     func updateRetentionFloors() {
-        let required = replicators.filter(\.upstream.required)
-        guard !required.isEmpty else { return }
         var floors: [UpstreamReplicator.PartitionKey: Int64] = [:]
-        for replicator in required {
+        var unacknowledged: [UpstreamReplicator.PartitionKey: Int64] = [:]
+        for replicator in replicators {
             for (key, acked) in replicator.ackedOffsets() {
-                floors[key] = min(floors[key] ?? .max, acked)
+                unacknowledged[key] = min(unacknowledged[key] ?? .max, acked)
+                if replicator.upstream.required { floors[key] = min(floors[key] ?? .max, acked) }
             }
         }
         for name in manager.topicNames {
             guard let topic = manager.topic(name) else { continue }
+            let replicating = replicators.filter { $0.upstream.replicates(name) }
+            guard !replicating.isEmpty else { continue }
+            let required = replicating.contains { $0.upstream.required }
             for log in topic.partitions {
                 let key = UpstreamReplicator.PartitionKey(topic: name, partition: log.partition)
-                let needed = required.contains { $0.upstream.replicates(name) }
-                guard needed else { continue }
                 // A partition no shipper has seen yet needs everything it holds.
-                log.retentionFloor = floors[key] ?? log.logStartOffset
+                log.replicatedUpTo = unacknowledged[key] ?? log.logStartOffset
+                if required { log.retentionFloor = floors[key] ?? log.logStartOffset }
             }
         }
     }

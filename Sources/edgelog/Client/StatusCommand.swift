@@ -29,6 +29,15 @@ struct StatusCommand: AsyncParsableCommand {
             if let error = upstream["last_error"] as? String { line += " (last error: \(error))" }
             print(line)
         }
+        if let loss = status["loss"] as? [String: Any], !loss.isEmpty {
+            let parts = loss.keys.sorted().map { reason -> String in
+                let totals = loss[reason] as? [String: Any] ?? [:]
+                return "\(reason) \(totals.int("records")) records (\(totals.int("markers")) markers)"
+            }
+            print("LOST since start: " + parts.joined(separator: ", ") + "; markers are in _edgelog.loss")
+        } else if status["loss"] != nil {
+            print("lost since start: nothing")
+        }
         print("")
         print(Format.table(
             ["TOPIC", "PARTITION", "START", "END", "RECORDS", "SIZE"],
