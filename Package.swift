@@ -109,12 +109,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // libFuzzer target for the Kafka request decoder (see its source for how to build it
-        // with -sanitize=fuzzer); a normal build replays a corpus.
+        // libFuzzer targets for the decoders of bytes from outside (see FuzzMain for how to
+        // build them with -sanitize=fuzzer); a normal build replays their corpora.
         .executableTarget(
             name: "edgelog-fuzz",
             dependencies: [
-                "EdgeLogKafka", "EdgeLogTOML",
+                "EdgeLogKafka", "EdgeLogTOML", "EdgeLogStorage", "EdgeLogServer",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings

@@ -202,6 +202,23 @@ public final class LogManager: Sendable {
 
     // MARK: Retention and the disk budget
 
+    /// Tries to recover every partition fenced after a failed write or fsync (see
+    /// `PartitionLog.recoverFromFence`); returns the reports of those that accept appends again.
+    /// Those whose disk still fails stay fenced and are tried again at the next call.
+    public func recoverFencedPartitions() -> [RecoveryReport] {
+        var reports: [RecoveryReport] = []
+        for topic in topicsByName.withLock({ Array($0.values) }) {
+            for partition in topic.partitions where partition.fenceReason != nil {
+                do {
+                    if let report = try partition.recoverFromFence() { reports.append(report) }
+                } catch {
+                    logger.debug("fenced partition not recovered yet", metadata: ["edgelog.partition": "\(partition.name)", "edgelog.error": "\(error)"])
+                }
+            }
+        }
+        return reports
+    }
+
     private let deletionObserver = Mutex<(@Sendable (DeletedRecords) -> Void)?>(nil)
 
     /// Tells `observer` of every deletion that loses data (`DeletedRecords`), in every

@@ -56,6 +56,24 @@ extension PartitionLog {
         topic: String, partition: Int32, directory: String, config: LogConfig,
         budget: DiskBudget? = nil, logger: Logger
     ) throws(StorageError) -> (PartitionLog, RecoveryReport) {
+        let (state, report) = try recoverFiles(topic: topic, partition: partition, directory: directory, config: config, logger: logger)
+        let log = PartitionLog(
+            topic: topic, partition: partition, directory: directory, config: config, budget: budget, logger: logger,
+            state: state)
+        log.writeRecoveryPoint()
+        if report.cutData || report.checkpointProblem != nil || !report.rebuiltIndexes.isEmpty {
+            logger.info("recovered partition", metadata: ["edgelog.report": "\(report)"])
+        } else {
+            logger.debug("opened partition", metadata: ["edgelog.report": "\(report)"])
+        }
+        return (log, report)
+    }
+
+    /// Recovery proper: the partition's state as its files allow, repairing them on the way.
+    /// Used by `open` and, for a partition fenced after a failed write, by `recoverFromFence`.
+    static func recoverFiles(
+        topic: String, partition: Int32, directory: String, config: LogConfig, logger: Logger
+    ) throws(StorageError) -> (State, RecoveryReport) {
         var report = RecoveryReport(partition: "\(topic)-\(partition)")
         try FileSystem.createDirectory(directory)
         let names = try FileSystem.list(directory)
@@ -189,15 +207,6 @@ extension PartitionLog {
             retentionFloor: nil, fenceReason: nil,
             recoveryPoint: RecoveryPoint(offset: end, segment: last, position: last.sizeBytes),
             checkpointedLogStart: start)
-        let log = PartitionLog(
-            topic: topic, partition: partition, directory: directory, config: config, budget: budget, logger: logger,
-            state: state)
-        log.writeRecoveryPoint()
-        if report.cutData || report.checkpointProblem != nil || !report.rebuiltIndexes.isEmpty {
-            logger.info("recovered partition", metadata: ["edgelog.report": "\(report)"])
-        } else {
-            logger.debug("opened partition", metadata: ["edgelog.report": "\(report)"])
-        }
-        return (log, report)
+        return (state, report)
     }
 }

@@ -7,7 +7,11 @@ protocol FuzzTarget {
 }
 
 /// The targets by the name given on the command line; each keeps its corpus in `Tests/Fuzz/<name>`.
-let fuzzTargets: [String: any FuzzTarget.Type] = [
+nonisolated(unsafe) let fuzzTargets: [String: any FuzzTarget.Type] = [
     "kafka-request": KafkaRequestFuzzer.self,
     "toml": TOMLFuzzer.self,
+    "http-records": HTTPRecordsFuzzer.self,
+    "mqtt-route": MQTTRouteFuzzer.self,
+    "checkpoint": CheckpointFuzzer.self,
+    "segment": SegmentFuzzer.self,
 ]

@@ -39,6 +39,32 @@ import Testing
         reopened.close()
     }
 
+    /// Issue 13: a fenced partition recovers in place once the disk works (the daemon tries
+    /// every few seconds), without a restart; while the disk still fails it stays fenced.
+    @Test func aFencedPartitionRecoversInPlaceOnceTheDiskWorks() async throws {
+        let directory = Fixtures.temporaryDirectory()
+        defer { Fixtures.remove(directory) }
+        var config = LogConfig()
+        config.flush = .always
+        let (log, _) = try PartitionLogTests.open(directory, config: config)
+        defer { log.close() }
+        _ = try await log.append(PartitionLogTests.records(0..<10))
+        #expect(try log.recoverFromFence() == nil, "not fenced: nothing to do")
+        FaultInjection.inject(.init(pathPrefix: directory, operation: .sync, errno: EIO))
+        await #expect(throws: StorageError.self) { try await log.append(PartitionLogTests.records(10..<20)) }
+        #expect(log.fenceReason != nil)
+        // Recovery syncs what it keeps: while fsync still fails the partition stays fenced.
+        #expect(throws: StorageError.self) { try log.recoverFromFence() }
+        #expect(log.fenceReason != nil)
+        FaultInjection.clear(pathPrefix: directory)
+        let report = try #require(try log.recoverFromFence())
+        #expect(log.fenceReason == nil && report.logEndOffset >= 10)
+        let next = try await log.append(PartitionLogTests.records(0..<1))
+        #expect(next.baseOffset == report.logEndOffset)
+        let values = try log.readRecords(from: 0, maxRecords: 10, compressor: BatchCompressor()).map(\.offset)
+        #expect(values == Array(0..<10), "every acknowledged record is still there")
+    }
+
     @Test func aFailedWriteIsReportedAndFencesThePartition() async throws {
         let directory = Fixtures.temporaryDirectory()
         defer { Fixtures.remove(directory) }

@@ -41,7 +41,7 @@ public enum Daemon {
             // Pets systemd's watchdog for as long as the process runs its services; a hang
             // (no pets) makes systemd restart it.
             WatchdogService(notifier: notifier, logger: logger, isHealthy: { !stall.isStalled }),
-            LogService(manager: manager, logger: logger),
+            LogService(manager: manager, logger: logger, onRecovered: { loss.recordRecovery($0) }),
             // After the log, so that it stops (appending what it has queued) before the log closes.
             loss,
             HangSimulationService(
