@@ -151,10 +151,7 @@ public struct EdgelogConfig: Sendable, Equatable {
             topicTemplate.replacingOccurrences(of: "{topic}", with: topic).replacingOccurrences(of: "{site}", with: site)
         }
 
-        /// Loss markers (`_edgelog.loss`) always go upstream, whatever the list says.
-        public func replicates(_ topic: String) -> Bool {
-            topics.isEmpty || topics.contains(topic) || topic == LossRecorder.topic
-        }
+        public func replicates(_ topic: String) -> Bool { topics.isEmpty || topics.contains(topic) }
     }
 
     public var server = Server()

@@ -4,7 +4,7 @@ import Metrics
 public import ServiceLifecycle
 import Synchronization
 
-/// Appends a loss marker to `_edgelog.loss` whenever data is dropped by policy or by a peer
+/// Appends a loss marker to `_edgelog.loss` (created with the first one) whenever data is dropped by policy or by a peer
 /// (`LossMarker.Reason`), counts it (`edgelog_lost_records_total{reason}`,
 /// `edgelog_loss_markers_total{reason}`, `edgelog status`) and logs it. The topic replicates
 /// upstream like any other, so the central side can tell a gap from a quiet sensor.
@@ -34,9 +34,6 @@ public final class LossRecorder: Service, Sendable {
         self.manager = manager
         self.logger = logger
         (markers, queue) = AsyncStream.makeStream(bufferingPolicy: .bufferingOldest(Self.queueLimit))
-        if manager.topic(Self.topic) == nil {
-            do { try manager.createTopic(Self.topic, partitions: 1, config: manager.configuration.defaults) } catch .topicAlreadyExists {}
-        }
         manager.observeDeletions { [weak self] deleted in self?.record(LossMarker(deleted)) }
     }
 
@@ -93,12 +90,22 @@ public final class LossRecorder: Service, Sendable {
         }
     }
 
+    /// The loss topic, created with the first marker: a box that never lost anything has none,
+    /// and its upstreams see no extra topic.
+    private func lossTopic() throws(StorageError) -> Topic {
+        if let topic = manager.topic(Self.topic) { return topic }
+        do { return try manager.createTopic(Self.topic, partitions: 1, config: manager.configuration.defaults) } catch .topicAlreadyExists {
+            guard let topic = manager.topic(Self.topic) else { throw .unknownTopic(Self.topic) }
+            return topic
+        }
+    }
+
     /// Appends one marker, retrying with backoff while the log refuses it (unless shutting down).
     private func append(_ marker: LossMarker) async {
         var delayMs: Int64 = 100
         while true {
             do {
-                guard let partition = manager.topic(Self.topic)?.partitions.first else { throw StorageError.unknownTopic(Self.topic) }
+                guard let partition = try lossTopic().partitions.first else { throw StorageError.unknownTopic(Self.topic) }
                 _ = try await partition.append([marker.record])
                 return
             } catch {
