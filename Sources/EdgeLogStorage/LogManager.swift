@@ -34,6 +34,23 @@ public final class LogManager: Sendable {
     private let retentionThread: RetentionThread?
 
     static let topicsDirectory = ".topics"
+    /// Partition directories of deleted topics, renamed here before they are removed.
+    static let trashDirectory = ".deleting"
+
+    /// Removes a deleted partition's directory, trying again when a late writer has just put
+    /// a file into it; what still resists is left for the next open (and logged).
+    static func removeTrash(_ directory: String, logger: Logger) {
+        for attempt in 1...3 {
+            do throws(StorageError) {
+                try FileSystem.removeDirectory(directory)
+                return
+            } catch {
+                if attempt == 3 {
+                    logger.warning("deleted data not removed yet; retried at the next start", metadata: ["edgelog.path": "\(directory)", "edgelog.error": "\(error)"])
+                }
+            }
+        }
+    }
 
     private init(configuration: Configuration, budget: DiskBudget?, logger: Logger, topics: [String: Topic]) {
         self.configuration = configuration
@@ -51,6 +68,11 @@ public final class LogManager: Sendable {
         let root = configuration.dataDirectory
         try FileSystem.createDirectory(root)
         try FileSystem.createDirectory(root + "/" + topicsDirectory)
+        if FileSystem.isDirectory(root + "/" + trashDirectory) {
+            for entry in try FileSystem.list(root + "/" + trashDirectory) {
+                removeTrash(root + "/" + trashDirectory + "/" + entry, logger: logger)
+            }
+        }
         let budget = configuration.diskBudgetBytes.map {
             DiskBudget(limitBytes: $0, policy: configuration.overflowPolicy)
         }
@@ -185,18 +207,38 @@ public final class LogManager: Sendable {
     }
 
     /// Closes and deletes a topic with all its data.
+    ///
+    /// Each partition directory is first renamed into `<data>/.deleting/`, so that a writer
+    /// still holding its path (a replicator saving its checkpoint a moment after the close)
+    /// finds no directory instead of putting a file into one being emptied, which made the
+    /// removal fail with ENOTEMPTY. The settings go next, then the trash; a crash in between
+    /// leaves at worst an empty topic (a second delete removes it) and a trash that the
+    /// next open empties.
     public func deleteTopic(_ name: String) throws(StorageError) {
         guard let topic = topicsByName.withLock({ $0.removeValue(forKey: name) }) else { throw .unknownTopic(name) }
         let root = configuration.dataDirectory
+        let trash = root + "/" + Self.trashDirectory
+        try FileSystem.createDirectory(trash)
+        var moved: [String] = []
         for log in topic.partitions {
             log.close()
             let bytes = log.sizeBytes
-            try FileSystem.removeDirectory(log.directory)
+            let target = trash + "/\(name)-\(log.partition)-\(UUID().uuidString.lowercased())"
+            do throws(StorageError) {
+                try FileSystem.rename(log.directory, to: target)
+                moved.append(target)
+            } catch {
+                // Nothing there to move (a partition never written); anything else is real.
+                guard FileSystem.isDirectory(log.directory) else { continue }
+                throw error
+            }
             budget?.release(bytes)
         }
+        try FileSystem.syncDirectory(root)
         try FileSystem.remove(root + "/" + Self.topicsDirectory + "/\(name).json")
         try FileSystem.remove(root + "/" + Self.topicsDirectory + "/\(name).id")
         try FileSystem.syncDirectory(root)
+        for directory in moved { Self.removeTrash(directory, logger: logger) }
         logger.info("deleted topic", metadata: ["edgelog.topic": "\(name)"])
     }
 

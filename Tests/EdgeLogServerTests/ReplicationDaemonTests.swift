@@ -425,8 +425,8 @@ struct ReplicationDaemonTests {
         try await daemon.start()
         try await Self.ingest(daemon, start: 0, count: 20)
         try await Self.waitCaughtUp(daemon)
-        let (status, _) = try await daemon.request(.DELETE, "/v1/topics/events")
-        #expect(status == 200 || status == 204)
+        let (status, body) = try await daemon.request(.DELETE, "/v1/topics/events")
+        #expect(status == 200 || status == 204, "delete: \(status) \(body)")
         let gone = try await eventually { try await Self.replication(daemon).isEmpty }
         #expect(gone, "the deleted topic's shipper is gone from the status")
         // A new topic of the same name replicates from its own start.
