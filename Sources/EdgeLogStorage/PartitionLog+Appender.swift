@@ -135,13 +135,14 @@ final class Appender: @unchecked Sendable {
     var queuedBytes = 0
     var closing = false
     var exited = false
-    private var thread: Thread?
 
+    /// The running thread keeps itself and its closure (and so the partition) alive until the
+    /// writer returns; nothing else holds it, so a closed partition is freed (a stored
+    /// reference here made a cycle: partition, appender, thread, closure, partition).
     func start(partition: PartitionLog) {
         let thread = Thread { partition.runWriter() }
         thread.name = "edgelog-append-\(partition.name)"
         thread.stackSize = 1 << 20
-        self.thread = thread
         thread.start()
     }
 
