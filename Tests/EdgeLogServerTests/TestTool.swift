@@ -77,6 +77,11 @@ enum TestTool {
         try compile("Tests/Interop/mqtt_publish.c", libraries: ["-lmosquitto", "-lpthread"])
     }
 
+    /// Tests/Faults/diskfault.c, for LD_PRELOAD: a read-only data directory, failing fsyncs.
+    static func diskFaultLibrary() throws -> String {
+        try compile("Tests/Faults/diskfault.c", arguments: ["-shared", "-fPIC"], libraries: ["-ldl", "-lpthread"])
+    }
+
     /// Tests/PowerCut/powercut.c, for LD_PRELOAD.
     static func powerCutLibrary() throws -> String {
         try compile("Tests/PowerCut/powercut.c", arguments: ["-shared", "-fPIC"], libraries: ["-ldl", "-lpthread"])
