@@ -28,27 +28,12 @@ import Glibc
     }
 
     static func config(broker: MQTTTestBroker, clientId: String) -> String {
-        """
-        [[topics]]
-        name = "sensors"
-        partitions = 1
+        MQTTDaemonTests.config(broker: broker, ack: "durable", clientId: clientId) + """
 
-        [[topics]]
-        name = "events"
-        partitions = 1
-
-        [[mqtt.brokers]]
-        name = "local"
-        port = \(broker.port)
-        client_id = "\(clientId)"
-        ack = "durable"
-        keepalive_seconds = 10
-
-        [[mqtt.routes]]
-        filter = "sensors/{device}/#"
-        topic = "sensors"
-        key = "{device}"
-        """
+            [[topics]]
+            name = "events"
+            partitions = 1
+            """
     }
 
     @Test(arguments: Fault.allCases)

@@ -17,7 +17,7 @@ import Musl
 struct MQTTDaemonTests {
     static let clientId = "edgelog-crash-test"
 
-    static func config(broker: MQTTTestBroker, ack: String) -> String {
+    static func config(broker: MQTTTestBroker, ack: String, clientId: String = clientId) -> String {
         """
         [[topics]]
         name = "sensors"
