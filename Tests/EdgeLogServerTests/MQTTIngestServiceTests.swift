@@ -19,7 +19,7 @@ struct MQTTIngestServiceTests {
 
     static func service(
         _ broker: MQTTTestBroker, sink: any MQTTRecordSink, ack: EdgelogConfig.AckMode = .durable,
-        connections: Int = 1, clientId: String = "edgelog-test", routes: [EdgelogConfig.Route]
+        connections: Int = 1, clientId: String = "edgelog-test", routes: [EdgelogConfig.Route], loss: LossRecorder? = nil
     ) -> MQTTIngestService {
         var configuration = EdgelogConfig.Broker(name: "test")
         configuration.port = broker.port
@@ -27,7 +27,7 @@ struct MQTTIngestServiceTests {
         configuration.ack = ack
         configuration.connections = connections
         configuration.keepaliveSeconds = 10
-        return MQTTIngestService(broker: configuration, routes: routes, sink: sink, logger: mqttTestLogger, tuning: fastTuning)
+        return MQTTIngestService(broker: configuration, routes: routes, sink: sink, loss: loss, logger: mqttTestLogger, tuning: fastTuning)
     }
 
     /// Runs `service` until `body` is done, after waiting for every connection to be subscribed.
@@ -225,11 +225,15 @@ struct MQTTIngestServiceTests {
         #expect(broker.log.contains("Sending PUBLISH to edgelog-test (d1, q1"))
     }
 
-    @Test func aRecordThatCanNeverBeStoredIsDroppedAndAcknowledged() async throws {
+    /// Dropped, acknowledged, and left as a loss marker (`mqtt-unstorable`): the broker
+    /// forgets it, so the marker is all a reader can learn of it.
+    @Test(arguments: [EdgelogConfig.AckMode.durable, .fast])
+    func aRecordThatCanNeverBeStoredIsDroppedAndAcknowledged(ack: EdgelogConfig.AckMode) async throws {
         let broker = try MQTTTestBroker()
         let log = try MQTTTestLog()
+        let loss = try LossRecorder(manager: log.manager, logger: mqttTestLogger)
         let sink = FlakySink(log.ingestor, failures: 1, error: .recordTooLarge(index: 0, bytes: 2_000_000, maxBytes: 1_048_576))
-        let service = Self.service(broker, sink: sink, routes: try Self.sensorRoutes())
+        let service = Self.service(broker, sink: sink, ack: ack, routes: try Self.sensorRoutes(), loss: loss)
         try await Self.running(service) {
             try broker.publish("sensors/s/d/v", "poison")
             try broker.publish("sensors/s/d/v", "good")
@@ -237,6 +241,8 @@ struct MQTTIngestServiceTests {
         }
         #expect(sink.attempts(for: "poison") == 1)
         #expect(service.statistics.failed == 1 && service.statistics.stored == 1)
+        #expect(loss.totalsByReason[.mqttUnstorable]?.records == 1, "one marker for the one message")
+        #expect(loss.totalsByReason[.mqttUnstorable]?.markers == 1)
     }
 
     @Test func fastModeRetriesTransientFailuresWithoutLosingAnything() async throws {

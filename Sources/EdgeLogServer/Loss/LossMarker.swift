@@ -21,6 +21,10 @@ public struct LossMarker: Sendable, Equatable {
         case mqttBrokerDropped = "mqtt-broker-dropped"
         /// Recovery cut a torn or corrupt tail (or a whole segment) off a partition.
         case recoveryTruncated = "recovery-truncated"
+        /// MQTT messages acknowledged to the broker that the log could never take (larger than
+        /// the topic's maximum batch, routed to an invalid or missing topic), or, with
+        /// `ack = "fast"`, still waiting for the log when the daemon stopped.
+        case mqttUnstorable = "mqtt-unstorable"
     }
 
     public var reason: Reason

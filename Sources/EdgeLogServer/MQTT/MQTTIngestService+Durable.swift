@@ -84,6 +84,7 @@ extension MQTTIngestService {
                 ]
                 if Self.isPermanent(error) {
                     logger.info("cannot store the MQTT messages, ever; dropped (acknowledged)", metadata: metadata)
+                    reportUnstorable(records, topic: topic, because: "\(error)")
                     return .acknowledge
                 }
                 logger.info(

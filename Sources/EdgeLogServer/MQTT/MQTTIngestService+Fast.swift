@@ -36,6 +36,7 @@ extension MQTTIngestService {
                 if Self.isPermanent(error) || queue.isClosed {
                     countFailed(records.count)
                     logger.info("cannot store \(records.count) acknowledged MQTT records; lost", metadata: metadata)
+                    reportUnstorable(records, topic: topic, because: queue.isClosed ? "the daemon stopped while the log refused them (\(error))" : "\(error)")
                     return
                 }
                 if !failing {

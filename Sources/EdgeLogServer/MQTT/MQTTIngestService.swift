@@ -353,11 +353,23 @@ public final class MQTTIngestService: Service, Sendable {
     /// logs) that record and returns true: the others can still be stored.
     func dropTooLargeRecord(from records: inout [Record], after error: IngestError, topic: String) -> Bool {
         guard case .recordTooLarge(let index, _, _) = error, records.indices.contains(index) else { return false }
+        reportUnstorable(records[index...index], topic: topic, because: "\(error)")
         records.remove(at: index)
         countFailed(1)
         logger.info(
             "MQTT message too large for the topic; dropped",
             metadata: ["edgelog.topic": "\(topic)", "edgelog.error": "\(error)"])
         return true
+    }
+
+    /// A loss marker for acknowledged messages the log will never hold: the broker has
+    /// forgotten them, so only the marker tells a reader of the topic they existed.
+    func reportUnstorable(_ records: some Collection<Record>, topic: String, because reason: String) {
+        guard let loss, !records.isEmpty else { return }
+        let times = records.map(\.timestamp)
+        loss.record(
+            LossMarker(
+                reason: .mqttUnstorable, topic: topic, count: Int64(records.count), fromMs: times.min(), toMs: times.max(),
+                detail: "\(records.count) MQTT message(s) from broker '\(broker.name)' were acknowledged but not stored: \(reason)"))
     }
 }
