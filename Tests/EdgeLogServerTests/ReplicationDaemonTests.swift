@@ -418,6 +418,72 @@ struct ReplicationDaemonTests {
         #expect(try await daemon.stop() == 0)
     }
 
+    /// Issue 13: with the uplink down, retention deletes what a `required = false` upstream
+    /// had not acknowledged, and says so in a `retention-unreplicated` marker; the marker
+    /// replicates once the uplink is back, and the records missing upstream are exactly the
+    /// ones the markers name, so the central side can tell the gap from a quiet sensor.
+    @Test func retentionOfUnreplicatedDataLeavesAMarkerThatReachesUpstream() async throws {
+        let brokerPort = try MQTTTestBroker.freePort()
+        let proxy = try FaultProxy(target: brokerPort)
+        let tansu = try TansuBroker(port: brokerPort, advertisedPort: proxy.port)
+        let daemon = try DaemonProcess(extraConfig: """
+            [storage]
+            retention_check_interval_ms = 200
+
+            [[topics]]
+            name = "events"
+            partitions = 1
+            codec = "none"
+            segment_bytes = 4096
+            retention_bytes = 8192
+
+            [[upstreams]]
+            name = "central"
+            bootstrap = ["\(tansu.bootstrap)"]
+            required = false
+            retry_backoff_ms = 50
+            retry_backoff_max_ms = 500
+            checkpoint_interval_ms = 100
+            request_timeout_ms = 5000
+            """)
+        defer { daemon.remove() }
+        try await daemon.start()
+        try await Self.ingest(daemon, start: 0, count: 20)
+        try await Self.waitCaughtUp(daemon)
+        // What a marker calls replicated is what the upstream acknowledged and the checkpoint
+        // holds (a crash resends from there); with it written, offsets below 20 are not lost.
+        let persisted = try await eventually { try await Self.replication(daemon).first?["persisted_checkpoint"] as? Int == 20 }
+        #expect(persisted, "the checkpoint of the first 20 records was written")
+
+        try proxy.command("down")
+        let total = 400
+        for start in stride(from: 20, to: total, by: 20) { try await Self.ingest(daemon, start: start, count: 20) }
+        var markers: [[String: Any]] = []
+        let deleted = try await eventually(timeout: .seconds(30)) {
+            markers = try await daemon.lossMarkers().filter { $0["reason"] as? String == "retention-unreplicated" }
+            return !markers.isEmpty
+        }
+        #expect(deleted, "retention deleted unreplicated records and said so")
+        var named = Set<Int>()
+        for marker in markers {
+            #expect(marker["topic"] as? String == "events" && marker["partition"] as? Int == 0)
+            let first = try #require(marker["first_offset"] as? Int)
+            let last = try #require(marker["last_offset"] as? Int)
+            let unreplicated = try #require(marker["unreplicated_from"] as? Int)
+            #expect(unreplicated >= 20, "offsets below 20 had reached the upstream")
+            named.formUnion(max(first, unreplicated)...last)
+        }
+
+        try proxy.command("up")
+        try await Self.waitCaughtUp(daemon)
+        let upstreamMarkers = try readUpstream(bootstrap: tansu.bootstrap, topic: "_edgelog.loss", expect: markers.count, extraWait: 0.5)
+        #expect(upstreamMarkers.compactMap(\.valueText).filter { $0.contains(#""reason":"retention-unreplicated""#) }.count == markers.count)
+        let arrived = try readUpstream(bootstrap: tansu.bootstrap, topic: "events", expect: total - named.count, extraWait: 1)
+        let missing = Set(0..<total).subtracting(Self.values(arrived).compactMap { Int($0.dropFirst()) })
+        #expect(missing == named, "missing upstream: \(missing.count), named by markers: \(named.count)")
+        #expect(try await daemon.stop() == 0)
+    }
+
     @Test func deletingALocalTopicStopsItsReplicationCleanly() async throws {
         let tansu = try TansuBroker()
         let daemon = try DaemonProcess(extraConfig: Self.config(bootstrap: tansu.bootstrap, partitions: 1))

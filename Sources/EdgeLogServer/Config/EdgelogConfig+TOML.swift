@@ -115,6 +115,9 @@ extension EdgelogConfig {
                 config.storage.diskBudgetBytes = Int64(budget)
             }
             config.storage.overflow = try storage.choice("overflow", OverflowPolicy.self) ?? .reject
+            if let interval = try storage.int("retention_check_interval_ms", in: 100...86_400_000) {
+                config.storage.retentionCheckIntervalMs = Int64(interval)
+            }
             try storage.rejectUnknownKeys()
         }
 

@@ -53,6 +53,8 @@ public struct EdgelogConfig: Sendable, Equatable {
         public var log = LogConfig()
         public var diskBudgetBytes: Int64? = nil
         public var overflow: OverflowPolicy = .reject
+        /// How often retention deletes old segments (Kafka's log.retention.check.interval.ms).
+        public var retentionCheckIntervalMs: Int64 = 60_000
     }
 
     public struct Topic: Sendable, Equatable {

@@ -103,6 +103,7 @@ public enum Daemon {
         configuration.defaults = config.storage.log
         configuration.diskBudgetBytes = config.storage.diskBudgetBytes
         configuration.overflowPolicy = config.storage.overflow
+        configuration.retentionCheckIntervalMs = config.storage.retentionCheckIntervalMs
         let started = Date()
         let (manager, reports) = try LogManager.open(configuration, logger: logger)
         for report in reports {

@@ -2,6 +2,7 @@ public import EdgeLogStorage
 public import Logging
 import Metrics
 public import ServiceLifecycle
+import Synchronization
 
 /// Runs one replicator per configured upstream and keeps the storage engine's retention
 /// floors at what the `required` upstreams still need.
@@ -16,6 +17,9 @@ public final class ReplicationService: Service, Sendable {
         self.replicators = try upstreams.map { try UpstreamReplicator(upstream: $0, manager: manager, logger: logger) }
         // Before anything else runs: retention must not take what an upstream still needs.
         updateRetentionFloors()
+        for replicator in replicators {
+            replicator.observeCheckpoints { [weak self] in self?.updateRetentionFloors() }
+        }
     }
 
     public func run() async throws {
@@ -39,6 +43,14 @@ public final class ReplicationService: Service, Sendable {
     /// retention floor), and the lowest any upstream has not (so that a deletion below the
     /// floor of a `required = false` upstream is reported as a loss).
     func updateRetentionFloors() {
+        // One at a time: checkpoint loops and the periodic tick call this concurrently, and a
+        // computation from older offsets must not overwrite a newer one.
+        floorsUpdate.withLock { _ in computeRetentionFloors() }
+    }
+
+    private let floorsUpdate = Mutex(())
+
+    private func computeRetentionFloors() {
         var floors: [UpstreamReplicator.PartitionKey: Int64] = [:]
         var unacknowledged: [UpstreamReplicator.PartitionKey: Int64] = [:]
         for replicator in replicators {

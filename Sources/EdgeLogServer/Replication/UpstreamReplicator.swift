@@ -132,15 +132,26 @@ final class UpstreamReplicator: Sendable {
     /// Persists every checkpoint that moved. A failure is logged and retried next time: the
     /// old checkpoint only means re-sending, never losing.
     func writeCheckpoints() {
+        var moved = false
         for (_, shipper) in allShippers {
             let (acked, persisted) = shipper.progress.withLock { ($0.acked, $0.persisted) }
             guard acked != persisted else { continue }
             do {
                 try shipper.log.writeConsumerCheckpoint(named: shipper.checkpointName, offset: acked)
                 shipper.progress.withLock { $0.persisted = acked }
+                moved = true
             } catch {
                 logger.warning("cannot write replication checkpoint for \(shipper.log.name): \(error)")
             }
         }
+        if moved, let observer = checkpointObserver.withLock({ $0 }) { observer() }
+    }
+
+    private let checkpointObserver = Mutex<(@Sendable () -> Void)?>(nil)
+
+    /// Called after checkpoints moved, so that retention floors and the log's view of what is
+    /// replicated (which loss markers report) follow at once rather than at the next tick.
+    func observeCheckpoints(_ observer: @escaping @Sendable () -> Void) {
+        checkpointObserver.withLock { $0 = observer }
     }
 }
