@@ -151,6 +151,34 @@ struct DaemonProcessTests {
         #expect(serveCode == 78 && serveError.contains("edgelog.toml:2: expected a key"), "\(serveError)")
     }
 
+    /// Issue 13's bar: `edgelog config check` on config/edgelog.toml cut short never ends with
+    /// a signal: it accepts the cut or names file and line (exit 1). A cut at every byte ran
+    /// once (11,111 runs, recorded in Tests/Fuzz/README.md); here every 53rd, and cuts inside
+    /// a multi-byte character, which Foundation's String reading refused with "the file isn't
+    /// in the correct format" and no line.
+    @Test func configCheckOnTheShippedFileCutShortNamesALineOrAccepts() throws {
+        let daemon = try DaemonProcess()
+        defer { daemon.remove() }
+        let shipped = Array(try Data(contentsOf: URL(fileURLWithPath: DaemonProcess.repository + "/config/edgelog.toml")))
+        var cuts = Array(stride(from: 0, through: shipped.count, by: 53)).map { Array(shipped[..<$0]) }
+        let accented = Array("[server]\n# données\ndata_dir = \"/tmp\"\n".utf8)
+        cuts.append(Array(accented[..<16]))  // inside the two bytes of "é"
+        let path = daemon.directory + "/cut.toml"
+        var refused = 0
+        for cut in cuts {
+            try Data(cut).write(to: URL(fileURLWithPath: path))
+            let (code, _, errors) = try DaemonProcess.cli(["config", "check", path])
+            #expect(code == 0 || code == 1, "exit \(code) on a cut at byte \(cut.count): \(errors)")
+            if code == 1 {
+                refused += 1
+                #expect(errors.contains("cut.toml:"), "no line named: \(errors)")
+            }
+        }
+        #expect(refused > 0)
+        let (_, _, errors) = try DaemonProcess.cli(["config", "check", path])
+        #expect(errors.contains("cut.toml:2:") && errors.contains("UTF-8"), "\(errors)")
+    }
+
     /// Under systemd (JOURNAL_STREAM names the daemon's standard error) every log line carries
     /// its syslog priority, so `journalctl -p warning` filters by level; elsewhere lines are plain.
     @Test func logLinesCarryTheirPriorityOnlyWhenStandardErrorIsTheJournal() throws {

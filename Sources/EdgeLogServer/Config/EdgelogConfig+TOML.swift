@@ -13,18 +13,26 @@ extension EdgelogConfig {
     }
 
     public static func load(file path: String, environment: [String: String]) throws(ConfigError) -> EdgelogConfig {
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+        // Bytes, not a String: bytes that are not UTF-8 (a save cut inside a character) get
+        // the parser's error with their line and column, not Foundation's "wrong format".
+        let bytes: Data
+        do { bytes = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw ConfigError(file: path, message: "cannot read the file: \(error.localizedDescription)")
         }
-        return try parse(text, file: path, environment: environment)
+        return try parse(bytes: bytes, file: path, environment: environment)
     }
 
     public static func parse(_ text: String, file: String, environment: [String: String] = [:]) throws(ConfigError)
         -> EdgelogConfig
     {
+        try parse(bytes: Array(text.utf8), file: file, environment: environment)
+    }
+
+    public static func parse(
+        bytes: some Collection<UInt8>, file: String, environment: [String: String] = [:]
+    ) throws(ConfigError) -> EdgelogConfig {
         let root: TOMLTable
-        do { root = try TOMLParser.parse(text) } catch {
+        do { root = try TOMLParser.parse(bytes: bytes) } catch {
             throw ConfigError(file: file, line: error.line, message: "\(error.message) (column \(error.column))")
         }
         let reader = TOMLTableReader(table: root, path: "", file: file)
