@@ -83,10 +83,78 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // What every part shares: the configuration model, the ingestor through which
+        // sources append, loss markers, JSON, the daemon's phase.
+        .target(
+            name: "EdgeLogCore",
+            dependencies: [
+                "EdgeLogStorage", "EdgeLogKafka", "EdgeLogTOML",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Sources: MQTT (a client of the box's broker through libmosquitto).
+        .target(
+            name: "EdgeLogMQTT",
+            dependencies: [
+                "EdgeLogCore", "EdgeLogStorage", "CMosquitto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Sinks: replication of the log to upstream Kafka clusters.
+        .target(
+            name: "EdgeLogReplication",
+            dependencies: [
+                "EdgeLogCore", "EdgeLogStorage", "EdgeLogKafka",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The Kafka listener: producers and consumers of the box speak Kafka to it.
+        .target(
+            name: "EdgeLogKafkaListener",
+            dependencies: [
+                "EdgeLogCore", "EdgeLogStorage", "EdgeLogKafka",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The HTTP API: ingest, reads, topics, status.
+        .target(
+            name: "EdgeLogHTTP",
+            dependencies: [
+                "EdgeLogCore", "EdgeLogStorage", "EdgeLogKafka", "EdgeLogMQTT", "EdgeLogReplication",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The daemon: assembles the parts above into services and runs them.
         .target(
             name: "EdgeLogServer",
             dependencies: [
-                "EdgeLogStorage", "EdgeLogKafka", "EdgeLogTOML", "CMosquitto",
+                "EdgeLogStorage", "EdgeLogKafka", "EdgeLogTOML", "EdgeLogCore", "EdgeLogMQTT", "EdgeLogReplication",
+                "EdgeLogKafkaListener", "EdgeLogHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -99,7 +167,7 @@ let package = Package(
         .executableTarget(
             name: "edgelog",
             dependencies: [
-                "EdgeLogStorage", "EdgeLogServer",
+                "EdgeLogStorage", "EdgeLogServer", "EdgeLogCore", "EdgeLogMQTT", "EdgeLogReplication", "EdgeLogKafkaListener", "EdgeLogHTTP", "EdgeLogKafka",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -114,7 +182,7 @@ let package = Package(
         .executableTarget(
             name: "edgelog-fuzz",
             dependencies: [
-                "EdgeLogKafka", "EdgeLogTOML", "EdgeLogStorage", "EdgeLogServer",
+                "EdgeLogKafka", "EdgeLogTOML", "EdgeLogStorage", "EdgeLogServer", "EdgeLogCore", "EdgeLogMQTT", "EdgeLogReplication", "EdgeLogKafkaListener", "EdgeLogHTTP",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -145,7 +213,7 @@ let package = Package(
         .testTarget(
             name: "EdgeLogServerTests",
             dependencies: [
-                "EdgeLogServer", "EdgeLogStorage", "EdgeLogKafka",
+                "EdgeLogServer", "EdgeLogStorage", "EdgeLogKafka", "EdgeLogTOML", "EdgeLogCore", "EdgeLogMQTT", "EdgeLogReplication", "EdgeLogKafkaListener", "EdgeLogHTTP",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,5 +1,10 @@
 import Foundation
 public import Logging
+import EdgeLogCore
+import EdgeLogMQTT
+import EdgeLogReplication
+import EdgeLogKafkaListener
+import EdgeLogHTTP
 
 /// The daemon's log handler: swift-log's `StreamLogHandler` lines on standard error, and when
 /// standard error is the systemd journal (`JOURNAL_STREAM` names it, see systemd.exec(5)) each

@@ -5,6 +5,11 @@ import Musl
 #endif
 public import Logging
 public import ServiceLifecycle
+import EdgeLogCore
+import EdgeLogMQTT
+import EdgeLogReplication
+import EdgeLogKafkaListener
+import EdgeLogHTTP
 
 /// systemd's readiness protocol (`sd_notify(3)`) without libsystemd.
 ///

@@ -1,5 +1,6 @@
 @testable import EdgeLogServer
 import NIOCore
+import EdgeLogHTTP
 
 /// The body of `POST /v1/topics/{topic}/records`: the first byte picks the format (JSON,
 /// Confluent binary JSON, NDJSON), the rest is the body. It decodes into records or is

@@ -1,4 +1,6 @@
 @testable import EdgeLogServer
+import EdgeLogCore
+package import EdgeLogMQTT
 
 /// MQTT topic-to-key routing with odd topics and odd filters: the input is a topic, then (after
 /// a 0 byte) a filter, then (after another) a key template. The topic goes through the routes

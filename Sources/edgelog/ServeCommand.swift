@@ -2,6 +2,7 @@ public import ArgumentParser
 import EdgeLogServer
 import Foundation
 public import Logging
+import EdgeLogCore
 
 /// `edgelog serve`: the daemon.
 struct ServeCommand: AsyncParsableCommand {

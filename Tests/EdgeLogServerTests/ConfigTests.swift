@@ -3,6 +3,7 @@ import EdgeLogServer
 import EdgeLogStorage
 import Foundation
 import Testing
+@testable import EdgeLogCore
 
 @Suite struct ConfigTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -5,6 +5,7 @@ import Foundation
 import NIOCore
 import Synchronization
 import Testing
+@testable import EdgeLogKafkaListener
 
 /// The zero-copy Fetch answer must be byte for byte what the generated codec writes.
 @Suite struct FetchResponseFrameTests {

@@ -1,6 +1,7 @@
 import EdgeLogKafka
 @testable import EdgeLogServer
 import Testing
+@testable import EdgeLogKafkaListener
 
 /// KIP-227's session rules as the broker applies them.
 @Suite struct FetchSessionCacheTests {

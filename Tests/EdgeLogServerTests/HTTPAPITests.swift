@@ -6,6 +6,8 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import Testing
+@testable import EdgeLogCore
+@testable import EdgeLogHTTP
 
 /// The HTTP API against a real log in a temporary directory (Hummingbird's router test mode:
 /// no socket, the real handlers).

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 
 @testable import EdgeLogServer
+@testable import EdgeLogKafkaListener
 
 /// README's table of Kafka APIs is what ApiVersions advertises: an API listed is served in
 /// exactly the versions shown, and no served API is missing from it.

@@ -5,6 +5,8 @@ import Foundation
 import Logging
 import NIOCore
 import Testing
+@testable import EdgeLogCore
+@testable import EdgeLogKafkaListener
 
 /// The request decoder against mangled input: valid requests of every served API, cut at
 /// every length and with bytes flipped at random, must be answered or refused, never crash.

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import NIOCore
 import Testing
+@testable import EdgeLogKafkaListener
 
 /// The broker's in-memory state: idempotent producers rebuilt from the log after a restart,
 /// and idle producers, unused member ids and empty groups forgotten.

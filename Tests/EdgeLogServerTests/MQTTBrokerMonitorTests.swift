@@ -1,6 +1,7 @@
 @testable import EdgeLogServer
 import Foundation
 import Testing
+@testable import EdgeLogMQTT
 
 /// The `$SYS` counters' bookkeeping: when a rise of the broker's dropped count is a loss to
 /// report, across edgelog restarts and broker restarts.

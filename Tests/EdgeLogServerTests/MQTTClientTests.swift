@@ -2,6 +2,7 @@
 import Foundation
 import Synchronization
 import Testing
+@testable import EdgeLogMQTT
 
 /// The libmosquitto wrapper on its own: reconnecting, stopping, and what `.refuse` does to the
 /// PUBACK.

@@ -4,6 +4,8 @@ import Foundation
 import NIOCore
 import Synchronization
 import Testing
+@testable import EdgeLogCore
+@testable import EdgeLogMQTT
 
 /// `ack = durable` in groups against a real mosquitto: one commit per group of what the socket
 /// held, the broker's window set by the Receive Maximum, keepalive through a slow commit, and

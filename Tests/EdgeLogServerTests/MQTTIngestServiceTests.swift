@@ -4,6 +4,8 @@ import Foundation
 import NIOCore
 import Synchronization
 import Testing
+@testable import EdgeLogCore
+@testable import EdgeLogMQTT
 
 #if canImport(Glibc)
 import Glibc

@@ -4,6 +4,7 @@ import Foundation
 import Synchronization
 import NIOCore
 import Testing
+@testable import EdgeLogMQTT
 
 /// The bounded hand-off of `ack = fast`: order, backpressure, closing.
 @Suite struct MQTTRecordQueueTests {

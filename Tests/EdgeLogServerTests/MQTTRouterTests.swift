@@ -1,6 +1,8 @@
 @testable import EdgeLogServer
 import EdgeLogStorage
 import Testing
+@testable import EdgeLogCore
+@testable import EdgeLogMQTT
 
 func mqttRoute(_ filter: String, _ topic: String, key: String? = nil) throws -> EdgelogConfig.Route {
     let filter = try TopicFilter(filter)

@@ -3,6 +3,7 @@ import EdgeLogStorage
 import Foundation
 import Logging
 import NIOCore
+@testable import EdgeLogCore
 
 #if canImport(Glibc)
 import Glibc

@@ -5,6 +5,8 @@ import Foundation
 import Logging
 import NIOCore
 import Testing
+@testable import EdgeLogCore
+@testable import EdgeLogReplication
 
 /// Retention against replication: what a `required` upstream has not acknowledged stays on
 /// disk however small the retention limits, and the floor follows the checkpoints.

@@ -6,6 +6,11 @@ import Metrics
 import NIOCore
 import Prometheus
 import ServiceLifecycle
+public import EdgeLogCore
+import EdgeLogMQTT
+import EdgeLogReplication
+import EdgeLogKafkaListener
+import EdgeLogHTTP
 
 /// `edgelog serve`: opens (and recovers) the log, then runs the HTTP API, the MQTT
 /// connections and the systemd integration as one service group until SIGTERM/SIGINT, when it

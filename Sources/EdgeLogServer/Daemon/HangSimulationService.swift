@@ -2,6 +2,11 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
+import EdgeLogCore
+import EdgeLogMQTT
+import EdgeLogReplication
+import EdgeLogKafkaListener
+import EdgeLogHTTP
 
 /// With `EDGELOG_HANG_SIGNAL=1` in its environment, SIGUSR2 makes the daemon behave as if it
 /// hung, for the systemd watchdog only: it keeps serving, but ``WatchdogService`` stops

@@ -1,6 +1,11 @@
 public import EdgeLogStorage
 public import Logging
 public import ServiceLifecycle
+public import EdgeLogCore
+import EdgeLogMQTT
+import EdgeLogReplication
+import EdgeLogKafkaListener
+import EdgeLogHTTP
 
 /// Owns the log for the daemon's lifetime: it is started first and shut down last among the
 /// data services, so that when it closes the log (draining every appender, flushing, writing

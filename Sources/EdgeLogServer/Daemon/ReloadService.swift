@@ -2,6 +2,11 @@ import EdgeLogStorage
 import Logging
 import ServiceLifecycle
 import UnixSignals
+import EdgeLogCore
+import EdgeLogMQTT
+import EdgeLogReplication
+import EdgeLogKafkaListener
+import EdgeLogHTTP
 
 /// SIGHUP (`systemctl reload`): re-reads the configuration and applies what is safe to apply
 /// while running: topics that are new in the file are created. Everything else (listeners,
