@@ -136,11 +136,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The HTTP API: ingest, reads, topics, status.
+        // The HTTP API: ingest, reads, topics, and the status the parts report (StatusReporter):
+        // it depends on no source or sink.
         .target(
             name: "EdgeLogHTTP",
             dependencies: [
-                "EdgeLogCore", "EdgeLogStorage", "EdgeLogKafka", "EdgeLogMQTT", "EdgeLogReplication",
+                "EdgeLogCore", "EdgeLogStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -2,8 +2,6 @@ import EdgeLogStorage
 public import Hummingbird
 import NIOCore
 import EdgeLogCore
-import EdgeLogMQTT
-import EdgeLogReplication
 
 /// An error answer of the HTTP API: a status, a machine-readable code, a message that says
 /// exactly what was wrong, and for JSON syntax errors where.

@@ -1,7 +1,5 @@
 import Hummingbird
 import EdgeLogCore
-import EdgeLogMQTT
-import EdgeLogReplication
 
 /// Requires `Authorization: Bearer <token>` on every path except the probes, which a
 /// supervisor must reach without a secret.

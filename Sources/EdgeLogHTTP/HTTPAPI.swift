@@ -3,8 +3,6 @@ import Foundation
 public import Hummingbird
 import NIOCore
 public import EdgeLogCore
-public import EdgeLogMQTT
-public import EdgeLogReplication
 
 /// The HTTP API: ingest, reads, topic administration, probes and metrics.
 ///
@@ -31,18 +29,17 @@ public struct HTTPAPI: Sendable {
     let settings: Settings
     /// Renders the metrics in Prometheus' text format; nil: /metrics is 404.
     let metrics: (@Sendable () -> ByteBuffer)?
-    let replication: ReplicationService?
-    let mqtt: [MQTTIngestService]
+    /// The parts that report in /v1/status (sources, sinks), in the order they appear there.
+    let reporters: [any StatusReporter]
     let loss: LossRecorder?
     let startedAt = Date()
 
-    public init(
-        ingestor: Ingestor, state: DaemonState, settings: Settings, replication: ReplicationService? = nil,
-        mqtt: [MQTTIngestService] = [], loss: LossRecorder? = nil, metrics: (@Sendable () -> ByteBuffer)?
+    package init(
+        ingestor: Ingestor, state: DaemonState, settings: Settings, reporters: [any StatusReporter] = [],
+        loss: LossRecorder? = nil, metrics: (@Sendable () -> ByteBuffer)?
     ) {
         self.loss = loss
-        self.replication = replication
-        self.mqtt = mqtt
+        self.reporters = reporters
         self.ingestor = ingestor
         self.state = state
         self.settings = settings
@@ -75,7 +72,14 @@ public struct HTTPAPI: Sendable {
             return Response(status: .noContent)
         }
         router.get("v1/status") { _, _ in status() }
-        router.get("v1/replication") { _, _ in try replicationStatus() }
+        for reporter in reporters {
+            router.get("v1/\(reporter.statusSection)") { _, _ in
+                guard let document = try reporter.detailedStatus() else {
+                    throw APIError(.notFound, "not_found", "no detailed status for \(reporter.statusSection)")
+                }
+                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: document))
+            }
+        }
         return router
     }
 
@@ -228,11 +232,9 @@ public struct HTTPAPI: Sendable {
 
     func listTopics() -> Response {
         Self.json(.ok) { json in
-            if !mqtt.isEmpty {
-                json.key("mqtt")
-                json.beginArray()
-                for service in mqtt { Self.writeMQTTStatus(&json, service) }
-                json.endArray()
+            for reporter in reporters where reporter.showsInTopicList {
+                json.key(reporter.statusSection)
+                reporter.writeStatus(&json)
             }
             json.key("topics")
             json.beginArray()
@@ -318,21 +320,6 @@ public struct HTTPAPI: Sendable {
             json.field("used_bytes", manager.budget?.usedBytes ?? FileSystem.usedBytes(under: manager.configuration.dataDirectory))
             if let budget = manager.budget { json.field("budget_bytes", budget.limitBytes) }
             json.endObject()
-            if let replication {
-                json.key("replication")
-                json.beginArray()
-                for upstream in replication.status() {
-                    json.beginObject()
-                    json.field("name", upstream.name)
-                    json.key("in_sync")
-                    json.bool(upstream.inSync)
-                    json.field("lag_records", upstream.lagRecords)
-                    let errors = upstream.partitions.compactMap(\.lastError)
-                    if let error = errors.first { json.field("last_error", error) }
-                    json.endObject()
-                }
-                json.endArray()
-            }
             if let loss {
                 // Loss markers since start, by reason: {"drop-oldest": {"markers": 2, "records": 8192, "last_at_ms": ...}}
                 json.key("loss")
@@ -347,11 +334,9 @@ public struct HTTPAPI: Sendable {
                 }
                 json.endObject()
             }
-            if !mqtt.isEmpty {
-                json.key("mqtt")
-                json.beginArray()
-                for service in mqtt { Self.writeMQTTStatus(&json, service) }
-                json.endArray()
+            for reporter in reporters {
+                json.key(reporter.statusSection)
+                reporter.writeStatus(&json)
             }
             json.key("topics")
             json.beginArray()
@@ -364,15 +349,6 @@ public struct HTTPAPI: Sendable {
             }
             json.endArray()
         }
-    }
-
-    func replicationStatus() throws -> Response {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.sortedKeys]
-        struct Body: Encodable { var upstreams: [UpstreamReplicationStatus] }
-        let body = try encoder.encode(Body(upstreams: replication?.status() ?? []))
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 
     static func json(_ status: HTTPResponse.Status, _ body: (inout JSONWriter) -> Void) -> Response {

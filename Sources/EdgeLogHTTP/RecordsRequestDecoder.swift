@@ -2,8 +2,6 @@ public import EdgeLogStorage
 import Foundation
 public import NIOCore
 public import EdgeLogCore
-import EdgeLogMQTT
-import EdgeLogReplication
 
 /// Turns the body of `POST /v1/topics/{topic}/records` into records.
 ///

@@ -53,9 +53,9 @@ public enum Daemon {
                 stalled: stall, enabled: ProcessInfo.processInfo.environment["EDGELOG_HANG_SIGNAL"] == "1", logger: logger),
         ]
         // After the log (so it stops first and writes its checkpoints while the log is open).
-        let replication = config.upstreams.isEmpty
-            ? nil : try ReplicationService(upstreams: config.upstreams, manager: manager, logger: logger)
-        if let replication { services.append(replication) }
+        // Without upstreams it still answers /v1/replication (no upstreams) but does not run.
+        let replication = try ReplicationService(upstreams: config.upstreams, manager: manager, logger: logger)
+        if !config.upstreams.isEmpty { services.append(replication) }
         let mqtt = MQTTServices.make(config: config, ingestor: ingestor, loss: loss, logger: logger)
         services += mqtt as [any Service]
         if config.kafka.enabled { services.append(KafkaListener(config: config, manager: manager, logger: logger)) }
@@ -69,9 +69,9 @@ public enum Daemon {
             let api = HTTPAPI(
                 ingestor: ingestor, state: state,
                 settings: .init(maxBodyBytes: config.http.maxBodyBytes, authToken: config.http.authToken),
-                replication: replication, mqtt: mqtt, loss: loss,
+                reporters: [replication] + (mqtt.isEmpty ? [] : [MQTTStatusReporter(mqtt)]), loss: loss,
                 metrics: {
-                    replication?.updateMetrics()
+                    replication.updateMetrics()
                     diskGauge.record(manager.budget?.usedBytes ?? FileSystem.usedBytes(under: config.server.dataDirectory))
                     var bytes: [UInt8] = []
                     registry.emit(into: &bytes)

@@ -1,12 +1,22 @@
-import Foundation
-import EdgeLogCore
-import EdgeLogMQTT
-import EdgeLogReplication
+public import EdgeLogCore
 
-extension HTTPAPI {
-    /// One MQTT broker in `/v1/status`: its connections, what ingest did, and the broker's
-    /// own `$SYS` counters (absent until the broker has published them).
-    static func writeMQTTStatus(_ json: inout JSONWriter, _ service: MQTTIngestService) {
+/// The MQTT brokers in `/v1/status` and `/v1/topics`: for each, its connections, what ingest
+/// did, and the broker's own `$SYS` counters (absent until the broker has published them).
+package struct MQTTStatusReporter: StatusReporter {
+    let services: [MQTTIngestService]
+
+    package init(_ services: [MQTTIngestService]) { self.services = services }
+
+    package var statusSection: String { "mqtt" }
+    package var showsInTopicList: Bool { true }
+
+    package func writeStatus(_ json: inout JSONWriter) {
+        json.beginArray()
+        for service in services { Self.write(&json, service) }
+        json.endArray()
+    }
+
+    static func write(_ json: inout JSONWriter, _ service: MQTTIngestService) {
         let statistics = service.statistics
         json.beginObject()
         json.field("name", service.broker.name)
