@@ -51,13 +51,16 @@ final class MQTTFastAckMark: Sendable {
         }
     }
 
-    /// Before a record is queued and acknowledged: makes sure the file says busy first.
-    func reserve(nowMs: Int64 = wallClockMs()) {
+    /// Before a record is queued and acknowledged: makes sure the file says busy first. Per
+    /// message: an uncontended lock (the tick must not write idle between this and the
+    /// acknowledgement); the clock is read only when a busy spell starts.
+    func reserve(nowMs: @autoclosure () -> Int64 = wallClockMs()) {
         state.withLock { state in
             inFlight.add(1, ordering: .relaxed)
             guard state.busySinceMs == nil else { return }
-            state.busySinceMs = nowMs
-            write(&state, busySinceMs: nowMs, nowMs: nowMs)
+            let now = nowMs()
+            state.busySinceMs = now
+            write(&state, busySinceMs: now, nowMs: now)
         }
     }
 
