@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Synchronization
 import NIOCore
 import NIOHTTP1
 
@@ -138,17 +139,33 @@ final class DaemonProcess: @unchecked Sendable {
     }
 
     /// A TCP port on 127.0.0.1 that nothing listens on right now.
+    /// A loopback port no one listens on, never handed out twice in this test process: from a
+    /// range below Linux's ephemeral ports (32768-60999), where bind(0) would hand back a port
+    /// another test had just freed, and a broker stopped and started again on "its" port could
+    /// then find another test's daemon there (CI saw a queued message never arrive).
     static func freePort() -> Int {
+        while true {
+            let port = nextPort.withLock { port in
+                defer { port = port >= 31_999 ? 20_000 : port + 1 }
+                return port
+            }
+            if isBindable(port) { return port }
+        }
+    }
+
+    private static let nextPort = Mutex(Int.random(in: 20_000..<31_000))
+
+    private static func isBindable(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
     }
 
     struct Failure: Error, CustomStringConvertible {

@@ -81,7 +81,7 @@ import Glibc
         try await mqttEventually("HTTP acknowledgements again", timeout: .seconds(60)) { http.acknowledged >= resumed + 100 }
         producing.cancel()
         await producing.value
-        publisher.waitUntilExit()
+        await publisher.exited()
         #expect(publisher.terminationStatus == 0)
         try broker.publish("sensors/device-1/reading", "end")
         try await mqttEventually("every reading, then the marker", timeout: .seconds(120)) {

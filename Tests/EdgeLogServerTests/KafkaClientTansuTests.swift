@@ -64,7 +64,7 @@ struct KafkaClientTansuTests {
         let refused = try await Self.produce(leader, topic: "client-test", partition: 1, batch: gap)
         #expect(KafkaErrorCode(refused.errorCode) == .outOfOrderSequenceNumber)
 
-        let records = try readUpstream(bootstrap: tansu.bootstrap, topic: "client-test", expect: 5, extraWait: 1, partitions: "1")
+        let records = try await readUpstream(bootstrap: tansu.bootstrap, topic: "client-test", expect: 5, extraWait: 1, partitions: "1")
         #expect(records.count == 5)
         #expect(records.map(\.valueText) == (0..<5).map { "value \($0) " + String(repeating: "x", count: 40) })
         #expect(records.map(\.keyText) == (0..<5).map { "k\($0 % 3)" })

@@ -48,7 +48,7 @@ struct KafkaListenerFetchSessionTests {
         defer { daemon.remove() }
         try await daemon.start()
         try await Self.ingest(daemon, topic: "ids", count: 300)
-        let records = try readUpstream(bootstrap: "127.0.0.1:\(daemon.kafkaPort)", topic: "ids", expect: 300, timeout: 30)
+        let records = try await readUpstream(bootstrap: "127.0.0.1:\(daemon.kafkaPort)", topic: "ids", expect: 300, timeout: 30)
         #expect(records.count == 300)
         #expect(try await Self.metric(daemon, "edgelog_kafka_fetches_by_topic_id_total") > 0, "librdkafka used Fetch v13+")
     }

@@ -52,7 +52,7 @@ struct KafkaListenerHubCrashTests {
         }
         let caughtUp = try await KafkaListenerTests.replicationCaughtUp(edge, partitions: 2, timeout: .seconds(60))
         #expect(caughtUp)
-        let records = try readUpstream(bootstrap: "127.0.0.1:\(hub.kafkaPort)", topic: "sensors", expect: requests * 50, timeout: 30, extraWait: 1)
+        let records = try await readUpstream(bootstrap: "127.0.0.1:\(hub.kafkaPort)", topic: "sensors", expect: requests * 50, timeout: 30, extraWait: 1)
         #expect(records.count == requests * 50, "every record exactly once in the hub")
         #expect(Set(records.compactMap(\.valueText)).count == requests * 50)
         let (_, replication) = try await edge.request(.GET, "/v1/replication")
@@ -98,7 +98,7 @@ struct KafkaListenerHubCrashTests {
         let caughtUp = try await KafkaListenerTests.replicationCaughtUp(edge, partitions: 2, timeout: .seconds(60))
         #expect(caughtUp)
         heldUpstream += try await held()
-        let records = try readUpstream(bootstrap: "127.0.0.1:\(hub.kafkaPort)", topic: "sensors", expect: acked, timeout: 30, extraWait: 1)
+        let records = try await readUpstream(bootstrap: "127.0.0.1:\(hub.kafkaPort)", topic: "sensors", expect: acked, timeout: 30, extraWait: 1)
         let distinct = Set(records.compactMap(\.valueText)).count
         #expect(distinct == acked, "every acknowledged record reached the hub")
         #expect(records.count == acked, "\(records.count - distinct) duplicates of \(acked)")

@@ -69,7 +69,7 @@ struct KafkaListenerTests {
             "--count", "500", "--codec", codec, "--prefix", codec,
         ])
         #expect(produce.status == 0, "\(produce.stdout) \(produce.stderr)")
-        let records = try readUpstream(bootstrap: bootstrap, topic: "events", expect: 500, timeout: 30, extraWait: 0.5)
+        let records = try await readUpstream(bootstrap: bootstrap, topic: "events", expect: 500, timeout: 30, extraWait: 0.5)
         #expect(records.count == 500)
         #expect(Set(records.compactMap { $0.valueText?.split(separator: " ").first.map(String.init) })
             == Set((0..<500).map { "\(codec)-\($0)" }))
@@ -115,7 +115,7 @@ struct KafkaListenerTests {
         #expect(batch.codec == .snappy)
         let bootstrap = "127.0.0.1:\(daemon.kafkaPort)"
         let expected = Set((0..<200).map { #""reading \#($0) of a sensor that repeats itself""# })
-        let byLibrdkafka = try readUpstream(bootstrap: bootstrap, topic: "compressed", expect: 200, timeout: 30, extraWait: 0.5)
+        let byLibrdkafka = try await readUpstream(bootstrap: bootstrap, topic: "compressed", expect: 200, timeout: 30, extraWait: 0.5)
         #expect(Set(byLibrdkafka.compactMap(\.valueText)) == expected)
         let byKafkaPython = try readWithKafkaPython(bootstrap: bootstrap, topic: "compressed", expect: 200)
         #expect(Set(byKafkaPython.compactMap(\.valueText)) == expected)
@@ -138,7 +138,7 @@ struct KafkaListenerTests {
         let records = try readWithKafkaPython(bootstrap: bootstrap, topic: "kp", expect: 300)
         #expect(records.count == 300)
         #expect(Set(records.compactMap { $0.valueText?.split(separator: " ").first.map(String.init) }) == Set((0..<300).map { "r-\($0)" }))
-        let byLibrdkafka = try readUpstream(bootstrap: bootstrap, topic: "kp", expect: 300, timeout: 30, extraWait: 0.5)
+        let byLibrdkafka = try await readUpstream(bootstrap: bootstrap, topic: "kp", expect: 300, timeout: 30, extraWait: 0.5)
         let readByLibrdkafka: [String] = byLibrdkafka.compactMap(\.valueText).sorted()
         let readByKafkaPython: [String] = records.compactMap(\.valueText).sorted()
         #expect(readByLibrdkafka == readByKafkaPython)
@@ -171,14 +171,14 @@ struct KafkaListenerTests {
         #expect(status == 200)
         let json = try JSONSerialization.jsonObject(with: Data(answer.utf8)) as! [String: Any]
         let offsets = (json["offsets"] as! [[String: Any]]).map { ($0["partition"] as! Int, $0["offset"] as! Int) }
-        let records = try readUpstream(bootstrap: "127.0.0.1:\(daemon.kafkaPort)", topic: "events", expect: 50, timeout: 30)
+        let records = try await readUpstream(bootstrap: "127.0.0.1:\(daemon.kafkaPort)", topic: "events", expect: 50, timeout: 30)
         #expect(records.count == 50)
         #expect(Set(records.map { "\($0.partition)/\($0.offset)" }) == Set(offsets.map { "\($0.0)/\($0.1)" }))
         #expect(records.allSatisfy { $0.headerPairs.first { $0.0 == "src" }?.1 == "http" })
         #expect(Set(records.compactMap(\.keyText)) == ["dev-0", "dev-1", "dev-2"])
 
         for index in 0..<5 { try mosquitto.publish("sensors/pump-\(index)/temperature", Array("{\"c\":\(20 + index)}".utf8)) }
-        let fromMQTT = try readUpstream(bootstrap: "127.0.0.1:\(daemon.kafkaPort)", topic: "sensors", expect: 5, timeout: 30)
+        let fromMQTT = try await readUpstream(bootstrap: "127.0.0.1:\(daemon.kafkaPort)", topic: "sensors", expect: 5, timeout: 30)
         #expect(fromMQTT.map(\.offset) == [0, 1, 2, 3, 4])
         #expect(fromMQTT.map(\.keyText) == (0..<5).map { "pump-\($0)" })
         #expect(fromMQTT.allSatisfy { record in record.headerPairs.contains { $0.1 == "sensors/\(record.keyText!)/temperature" } },
@@ -372,7 +372,7 @@ struct KafkaListenerTests {
         #expect(status == 200)
         let caughtUp = try await Self.replicationCaughtUp(edge, partitions: 2, timeout: .seconds(30))
         #expect(caughtUp)
-        let records = try readUpstream(bootstrap: "127.0.0.1:\(hub.kafkaPort)", topic: "site7.sensors", expect: 400, timeout: 30, extraWait: 0.5)
+        let records = try await readUpstream(bootstrap: "127.0.0.1:\(hub.kafkaPort)", topic: "site7.sensors", expect: 400, timeout: 30, extraWait: 0.5)
         #expect(records.count == 400, "every record once in the hub")
         #expect(Set(records.compactMap(\.valueText)) == Set((0..<400).map { "\"reading \($0)\"" }))
         // The hub stored the edge's zstd batches as they came.

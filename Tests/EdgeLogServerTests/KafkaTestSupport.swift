@@ -163,11 +163,11 @@ struct UpstreamRecord: Decodable, Equatable {
 /// timeout), then `extraWait` longer to catch duplicates.
 func readUpstream(
     bootstrap: String, topic: String, expect: Int, timeout: Int = 60, extraWait: Double = 0, partitions: String = "auto"
-) throws -> [UpstreamRecord] {
-    let output = try runCapturing("/usr/bin/env", [
+) async throws -> [UpstreamRecord] {
+    let output = try await offThePool { try runCapturing("/usr/bin/env", [
         "python3", interopScript("kafka_read.py"), "--bootstrap", bootstrap, "--topic", topic,
         "--expect", "\(expect)", "--timeout", "\(timeout)", "--extra-wait", "\(extraWait)", "--partitions", partitions,
-    ])
+    ]) }
     guard output.status == 0 || output.status == 2 else {
         throw MQTTTestFailure("kafka_read.py failed (\(output.status)): \(output.stderr)")
     }
@@ -196,6 +196,28 @@ func interopScript(_ name: String) -> String {
 /// ``TestTool/run(_:_:stdin:)``).
 func runCapturing(_ executable: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
     try TestTool.run(executable, arguments)
+}
+
+/// Runs blocking work (a child process to its end) on a thread of its own, so that the test's
+/// task waits without holding one of the cooperative pool's threads: a 2-core CI machine has
+/// two, and with both held every other test of the process stalls and misses its deadlines
+/// (CI saw an in-process MQTT service starve and a kill come seconds late).
+func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try work() }) }.start()
+    }
+}
+
+extension Process {
+    /// Waits for the process to end without blocking a cooperative thread (see `offThePool`).
+    func exited() async {
+        while isRunning {
+            do { try await Task.sleep(for: .milliseconds(20)) } catch {
+                waitUntilExit()
+                return
+            }
+        }
+    }
 }
 
 /// Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it held.

@@ -35,7 +35,7 @@ struct MQTTGroupCommitTests {
         let service = try Self.service(broker, sink: sink)
         try await MQTTIngestServiceTests.running(service) {
             let publisher = try broker.startWindowedPublisher("sensors/s/d/v", count: 2000)
-            publisher.waitUntilExit()
+            await publisher.exited()
             #expect(publisher.terminationStatus == 0)
             try await mqttEventually("2000 records") { service.statistics.stored == 2000 }
         }

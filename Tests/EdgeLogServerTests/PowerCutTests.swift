@@ -117,7 +117,7 @@ struct PowerCutTests {
             producing.cancel()
             await producing.value
         }
-        publisher?.waitUntilExit()
+        await publisher?.exited()
 
         // The last boot applies the last cut; then the broker redelivers what was not acknowledged.
         try await daemon.start()

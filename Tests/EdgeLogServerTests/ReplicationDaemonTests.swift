@@ -89,7 +89,7 @@ struct ReplicationDaemonTests {
         try await Self.ingest(daemon, start: 0, count: 200)
         for index in 0..<5 { try mosquitto.publish("sensors/pump\(index)/temp", Array("mqtt-\(index)".utf8)) }
 
-        let records = try readUpstream(bootstrap: tansu.bootstrap, topic: "edge.plant1.events", expect: 205, extraWait: 1)
+        let records = try await readUpstream(bootstrap: tansu.bootstrap, topic: "edge.plant1.events", expect: 205, extraWait: 1)
         #expect(records.count == 205)
         let http = records.filter { $0.unquotedValue?.hasPrefix("v") == true }
         #expect(Set(Self.values(http)) == Set((0..<200).map { "v\($0)" }))
@@ -164,7 +164,7 @@ struct ReplicationDaemonTests {
         try proxy.command("rate 0")
         try await Self.waitCaughtUp(daemon)
 
-        let records = try readUpstream(bootstrap: tansu.bootstrap, topic: "edge.plant1.events", expect: 1500, extraWait: 1)
+        let records = try await readUpstream(bootstrap: tansu.bootstrap, topic: "edge.plant1.events", expect: 1500, extraWait: 1)
         #expect(records.count == 1500, "nothing lost, nothing stored twice")
         #expect(Set(Self.values(records)).count == 1500)
         let partitions = try await Self.replication(daemon)
@@ -186,7 +186,7 @@ struct ReplicationDaemonTests {
         try tansu.start()  // memory storage: it lost the first 300
         try await Self.waitCaughtUp(daemon)
 
-        let records = try readUpstream(bootstrap: tansu.bootstrap, topic: "edge.plant1.events", expect: 300, extraWait: 1)
+        let records = try await readUpstream(bootstrap: tansu.bootstrap, topic: "edge.plant1.events", expect: 300, extraWait: 1)
         #expect(Set(Self.values(records)) == Set((300..<600).map { "v\($0)" }), "exactly what it had not acknowledged")
         #expect(records.count == 300)
         #expect(try await daemon.stop() == 0)
@@ -217,7 +217,7 @@ struct ReplicationDaemonTests {
         try proxy.command("rate 0")
         try await daemon.start()
         try await Self.waitCaughtUp(daemon)
-        let records = try readUpstream(bootstrap: tansu.bootstrap, topic: "edge.plant1.events", expect: 2000, extraWait: 2)
+        let records = try await readUpstream(bootstrap: tansu.bootstrap, topic: "edge.plant1.events", expect: 2000, extraWait: 2)
         let values = Self.values(records)
         #expect(Set(values) == Set((0..<2000).map { "v\($0)" }), "every record arrived")
         var seen: [String: Int] = [:]
@@ -248,7 +248,7 @@ struct ReplicationDaemonTests {
         try await cluster.createTopic("edge.plant1.events", partitions: 2)
         await cluster.close()
         try await Self.waitCaughtUp(daemon)
-        let records = try readUpstream(bootstrap: tansu.bootstrap, topic: "edge.plant1.events", expect: 50, extraWait: 1)
+        let records = try await readUpstream(bootstrap: tansu.bootstrap, topic: "edge.plant1.events", expect: 50, extraWait: 1)
         #expect(records.count == 50)
         #expect(try await daemon.stop() == 0)
     }
@@ -476,9 +476,9 @@ struct ReplicationDaemonTests {
 
         try proxy.command("up")
         try await Self.waitCaughtUp(daemon)
-        let upstreamMarkers = try readUpstream(bootstrap: tansu.bootstrap, topic: "_edgelog.loss", expect: markers.count, extraWait: 0.5)
+        let upstreamMarkers = try await readUpstream(bootstrap: tansu.bootstrap, topic: "_edgelog.loss", expect: markers.count, extraWait: 0.5)
         #expect(upstreamMarkers.compactMap(\.valueText).filter { $0.contains(#""reason":"retention-unreplicated""#) }.count == markers.count)
-        let arrived = try readUpstream(bootstrap: tansu.bootstrap, topic: "events", expect: total - named.count, extraWait: 1)
+        let arrived = try await readUpstream(bootstrap: tansu.bootstrap, topic: "events", expect: total - named.count, extraWait: 1)
         let missing = Set(0..<total).subtracting(Self.values(arrived).compactMap { Int($0.dropFirst()) })
         #expect(missing == named, "missing upstream: \(missing.count), named by markers: \(named.count)")
         #expect(try await daemon.stop() == 0)
@@ -584,7 +584,7 @@ struct ReplicationDaemonTests {
             return body.components(separatedBy: #""lag_records":0"#).count - 1 == 4  // two upstreams, each twice
         }
         #expect(both, "the backup catches up once it is back")
-        let records = try readUpstream(bootstrap: second.bootstrap, topic: "events", expect: 100, extraWait: 0.5)
+        let records = try await readUpstream(bootstrap: second.bootstrap, topic: "events", expect: 100, extraWait: 0.5)
         #expect(records.count == 100)
         #expect(try await daemon.stop() == 0)
     }
@@ -600,7 +600,7 @@ struct ReplicationDaemonTests {
         try await daemon.start()
         try await Self.ingest(daemon, start: 0, count: 300)
         try await Self.waitCaughtUp(daemon)
-        let records = try readUpstream(bootstrap: tansu.bootstrap, topic: "edge.plant1.events", expect: 300, extraWait: 1)
+        let records = try await readUpstream(bootstrap: tansu.bootstrap, topic: "edge.plant1.events", expect: 300, extraWait: 1)
         #expect(records.count == 300)
         #expect(Set(Self.values(records)) == Set((0..<300).map { "v\($0)" }))
         for record in records {
