@@ -385,99 +385,11 @@ final class PartitionShipper: Sendable {
         }
     }
 
-    /// Re-batches a stored batch by key for an upstream with `partitions` partitions, as a
-    /// Kafka producer would place the records (murmur2 of the key; records without a key stay
-    /// together). This decompresses and compresses again, with the stored batch's codec.
-    private func split(
-        _ batch: RecordBatch, into partitions: Int32, compressor: BatchCompressor
-    ) throws -> [(Int32, RecordBatch)] {
-        var builders: [Int32: RecordBatchBuilder] = [:]
-        do {
-            var records = try batch.records(using: compressor)
-            while let record = try records.next() {
-                let partition = record.key.map { Murmur2.partition(for: $0, partitionCount: partitions) }
-                    ?? log.partition % partitions
-                builders[partition, default: RecordBatchBuilder(codec: batch.codec ?? .none)].append(record)
-            }
-            var parts: [(Int32, RecordBatch)] = []
-            for (partition, var builder) in builders.sorted(by: { $0.key < $1.key }) {
-                var bytes = ByteBuffer()
-                _ = try builder.finish(baseOffset: 0, into: &bytes)
-                parts.append((partition, try RecordBatch(validating: bytes)))
-            }
-            return parts
-        } catch {
-            throw Failure.storage("cannot re-batch the batch at offset \(batch.baseOffset): \(error)")
-        }
-    }
-
     /// Waits for the requests still in flight after a failure, ignoring their answers, so
     /// that the resend that follows cannot overtake them.
     private func settle(_ window: [InFlight]) async {
         for entry in window {
             for request in entry.requests { _ = try? await request.response.get() }
         }
-    }
-
-    /// Where shipping resumes: the acknowledged offset, moved up to the log start when
-    /// retention got there first, or down to the log end after a local truncation.
-    private func resumeOffset() throws -> Int64 {
-        let offsets = log.offsets
-        return progress.withLock { progress -> Int64 in
-            if progress.acked < offsets.logStartOffset {
-                progress.skippedRecords += offsets.logStartOffset - progress.acked
-                logger.warning(
-                    "retention deleted offsets \(progress.acked)..<\(offsets.logStartOffset) before they were replicated (upstream not required)")
-                progress.acked = offsets.logStartOffset
-            } else if progress.acked > offsets.logEndOffset {
-                logger.warning("checkpoint \(progress.acked) is past the log end \(offsets.logEndOffset) (local log truncated)")
-                progress.acked = offsets.logEndOffset
-            }
-            return progress.acked
-        }
-    }
-
-    private func readLog(from offset: Int64) throws -> ByteBuffer {
-        do {
-            // Under a rate limit a request holds at most one second of it (one batch when a
-            // batch is larger), so a metered uplink never sees a burst of a whole request.
-            return try log.read(from: offset, maxBytes: min(upstream.maxRequestBytes, limiter?.bytesPerSecond ?? .max))
-        } catch {
-            if case .offsetOutOfRange = error {
-                let offsets = log.offsets
-                if offset < offsets.logStartOffset { throw Failure.storage("offset \(offset) deleted by retention before it was shipped") }
-                return ByteBuffer()
-            }
-            throw Failure.storage("\(error)")
-        }
-    }
-
-    // MARK: Helpers
-
-    static func increment(_ sequence: Int32, by records: Int32) -> Int32 {
-        ProducerSequence.add(sequence, records)
-    }
-
-    private func setState(_ state: State) {
-        progress.withLock { if $0.state != state { $0.state = state } }
-    }
-
-    private func record(_ error: String, state: State) {
-        let repeated = progress.withLock { progress -> Bool in
-            let repeated = progress.lastError == error
-            progress.lastError = error
-            progress.lastErrorMs = wallClockMs()
-            progress.state = state
-            return repeated
-        }
-        if repeated {
-            logger.debug("replication: \(error)")
-        } else {
-            logger.warning("replication: \(error)")
-        }
-    }
-
-    private func sleep(_ duration: Duration) async {
-        try? await Task.sleep(for: duration)
     }
 }
