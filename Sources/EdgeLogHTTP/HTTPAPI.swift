@@ -230,12 +230,17 @@ public struct HTTPAPI: Sendable {
 
     // MARK: Topics and status
 
+    /// One section per reporter that `include` picks, keyed by its name.
+    func writeReports(_ json: inout JSONWriter, where include: (any StatusReporter) -> Bool) {
+        for reporter in reporters where include(reporter) {
+            json.key(reporter.statusSection)
+            reporter.writeStatus(&json)
+        }
+    }
+
     func listTopics() -> Response {
         Self.json(.ok) { json in
-            for reporter in reporters where reporter.showsInTopicList {
-                json.key(reporter.statusSection)
-                reporter.writeStatus(&json)
-            }
+            writeReports(&json) { $0.showsInTopicList }
             json.key("topics")
             json.beginArray()
             for name in manager.topicNames {
@@ -334,10 +339,7 @@ public struct HTTPAPI: Sendable {
                 }
                 json.endObject()
             }
-            for reporter in reporters {
-                json.key(reporter.statusSection)
-                reporter.writeStatus(&json)
-            }
+            writeReports(&json) { _ in true }
             json.key("topics")
             json.beginArray()
             for name in manager.topicNames {
