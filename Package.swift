@@ -96,11 +96,24 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Connect: the connector runtime (states, restarts with backoff, persistence of run-time
+        // connectors); each connector family's module plugs into it (ConnectorFamily).
+        .target(
+            name: "EdgeLogConnect",
+            dependencies: [
+                "EdgeLogCore", "EdgeLogStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Sources: MQTT (a client of the box's broker through libmosquitto).
         .target(
             name: "EdgeLogMQTT",
             dependencies: [
-                "EdgeLogCore", "EdgeLogStorage", "CMosquitto",
+                "EdgeLogCore", "EdgeLogConnect", "EdgeLogStorage", "CMosquitto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -112,7 +125,7 @@ let package = Package(
         .target(
             name: "EdgeLogReplication",
             dependencies: [
-                "EdgeLogCore", "EdgeLogStorage", "EdgeLogKafka",
+                "EdgeLogCore", "EdgeLogConnect", "EdgeLogStorage", "EdgeLogKafka",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
@@ -141,7 +154,7 @@ let package = Package(
         .target(
             name: "EdgeLogHTTP",
             dependencies: [
-                "EdgeLogCore", "EdgeLogStorage",
+                "EdgeLogCore", "EdgeLogConnect", "EdgeLogStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -155,7 +168,7 @@ let package = Package(
             name: "EdgeLogServer",
             dependencies: [
                 "EdgeLogStorage", "EdgeLogKafka", "EdgeLogTOML", "EdgeLogCore", "EdgeLogMQTT", "EdgeLogReplication",
-                "EdgeLogKafkaListener", "EdgeLogHTTP",
+                "EdgeLogKafkaListener", "EdgeLogHTTP", "EdgeLogConnect",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -168,7 +181,7 @@ let package = Package(
         .executableTarget(
             name: "edgelog",
             dependencies: [
-                "EdgeLogStorage", "EdgeLogServer", "EdgeLogCore", "EdgeLogMQTT", "EdgeLogReplication", "EdgeLogKafkaListener", "EdgeLogHTTP", "EdgeLogKafka",
+                "EdgeLogStorage", "EdgeLogServer", "EdgeLogCore", "EdgeLogMQTT", "EdgeLogReplication", "EdgeLogKafkaListener", "EdgeLogHTTP", "EdgeLogKafka", "EdgeLogConnect",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -214,7 +227,7 @@ let package = Package(
         .testTarget(
             name: "EdgeLogServerTests",
             dependencies: [
-                "EdgeLogServer", "EdgeLogStorage", "EdgeLogKafka", "EdgeLogTOML", "EdgeLogCore", "EdgeLogMQTT", "EdgeLogReplication", "EdgeLogKafkaListener", "EdgeLogHTTP",
+                "EdgeLogServer", "EdgeLogStorage", "EdgeLogKafka", "EdgeLogTOML", "EdgeLogCore", "EdgeLogMQTT", "EdgeLogReplication", "EdgeLogKafkaListener", "EdgeLogHTTP", "EdgeLogConnect",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),

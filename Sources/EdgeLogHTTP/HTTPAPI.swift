@@ -1,3 +1,4 @@
+public import EdgeLogConnect
 import EdgeLogStorage
 import Foundation
 public import Hummingbird
@@ -32,13 +33,20 @@ public struct HTTPAPI: Sendable {
     /// The parts that report in /v1/status (sources, sinks), in the order they appear there.
     let reporters: [any StatusReporter]
     let loss: LossRecorder?
+    /// The connectors (the API at /connectors); nil: no connector API.
+    let connectors: ConnectorRuntime?
+    /// The HTTP ingest endpoints open now; nil: /v1/topics/{topic}/records always takes data.
+    let endpoints: HTTPIngestEndpoints?
     let startedAt = Date()
 
     package init(
         ingestor: Ingestor, state: DaemonState, settings: Settings, reporters: [any StatusReporter] = [],
-        loss: LossRecorder? = nil, metrics: (@Sendable () -> ByteBuffer)?
+        loss: LossRecorder? = nil, connectors: ConnectorRuntime? = nil, endpoints: HTTPIngestEndpoints? = nil,
+        metrics: (@Sendable () -> ByteBuffer)?
     ) {
         self.loss = loss
+        self.connectors = connectors
+        self.endpoints = endpoints
         self.reporters = reporters
         self.ingestor = ingestor
         self.state = state
@@ -61,7 +69,18 @@ public struct HTTPAPI: Sendable {
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: metrics()))
         }
-        router.post("v1/topics/:topic/records") { request, context in try await produce(request, context) }
+        router.post("v1/topics/:topic/records") { request, context in
+            try await produce(request, topic: try context.parameters.require("topic"), endpoint: "http")
+        }
+        router.post("v1/ingest/:name") { request, context in
+            let name = try context.parameters.require("name")
+            // Only the endpoints of http-source connectors made for one topic.
+            guard let endpoints, case let endpoint = try endpoints.endpoint(name), let topic = endpoint.source.topic else {
+                throw APIError(.notFound, "unknown_endpoint", "no HTTP ingest endpoint named '\(name)'")
+            }
+            return try await produce(request, topic: topic, endpoint: name)
+        }
+        if let connectors { addConnectorRoutes(router, connectors) }
         router.get("v1/topics/:topic/partitions/:partition/records") { request, context in try read(request, context) }
         router.get("v1/topics") { _, _ in listTopics() }
         router.post("v1/topics") { request, _ in try await createTopic(request) }
@@ -85,9 +104,26 @@ public struct HTTPAPI: Sendable {
 
     // MARK: Produce
 
-    func produce(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    /// Appends a request's records to `topic` through the ingest endpoint named `endpoint`
+    /// (an `http-source` connector; it must be running).
+    func produce(_ request: Request, topic: String, endpoint name: String) async throws -> Response {
         guard state.phase != .stopping else { throw APIError.from(StorageError.closed) }
-        let topic = try context.parameters.require("topic")
+        let endpoint = try endpoints?.endpoint(name)
+        do {
+            let (response, records, bytes) = try await produce(request, topic: topic, maxBodyBytes: endpoint?.source.maxBodyBytes ?? settings.maxBodyBytes)
+            if let endpoint {
+                endpoint.records.add(Int64(records), ordering: .relaxed)
+                endpoint.bytes.add(Int64(bytes), ordering: .relaxed)
+                endpoint.lastSuccessMs.store(wallClockMs(), ordering: .relaxed)
+            }
+            return response
+        } catch {
+            endpoint?.refused.add(1, ordering: .relaxed)
+            throw error
+        }
+    }
+
+    private func produce(_ request: Request, topic: String, maxBodyBytes: Int) async throws -> (Response, records: Int, bytes: Int) {
         let contentType = request.headers[.contentType]
         guard let format = RecordsRequestDecoder.format(contentType: contentType) else {
             throw APIError(
@@ -96,8 +132,8 @@ public struct HTTPAPI: Sendable {
         }
         var request = request
         let body: ByteBuffer
-        do { body = try await request.collectBody(upTo: settings.maxBodyBytes) } catch is NIOTooManyBytesError {
-            throw APIError(.contentTooLarge, "body_too_large", "the body is larger than \(settings.maxBodyBytes) bytes (http.max_body_bytes)")
+        do { body = try await request.collectBody(upTo: maxBodyBytes) } catch is NIOTooManyBytesError {
+            throw APIError(.contentTooLarge, "body_too_large", "the body is larger than \(maxBodyBytes) bytes (max_body_bytes)")
         }
         let now = wallClockMs()
         var records: [Record]
@@ -142,7 +178,8 @@ public struct HTTPAPI: Sendable {
         }
         json.endArray()
         json.endObject()
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: json.buffer))
+        let response = Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: json.buffer))
+        return (response, records.count, body.readableBytes)
     }
 
     // MARK: Read

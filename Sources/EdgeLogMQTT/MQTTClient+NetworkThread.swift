@@ -221,6 +221,7 @@ extension MQTTClient {
     /// Logs the end of a connection, or the first failed attempt of a series at info and the
     /// following ones at debug, so a broker that stays away does not flood the log.
     private func logConnectionFailure(_ reason: String) {
+        onEvent(.connectFailed(reason))
         let metadata: Logger.Metadata = [
             "edgelog.mqtt.broker": "\(configuration.host):\(configuration.port)",
             "edgelog.mqtt.reason": "\(reason)",

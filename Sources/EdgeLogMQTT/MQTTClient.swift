@@ -188,6 +188,8 @@ package final class MQTTClient: @unchecked Sendable {
         /// The broker has answered every SUBSCRIBE of this connection.
         case subscribed
         case disconnected
+        /// A connection attempt failed, or the connection ended: why.
+        case connectFailed(String)
     }
 
     let configuration: Configuration

@@ -75,7 +75,7 @@ extension MQTTIngestService {
         while !records.isEmpty {
             do throws(IngestError) {
                 _ = try await sink.append(topic: topic, records: records)
-                countStored(records.count)
+                countStored(records)
                 return .acknowledge
             } catch {
                 if dropTooLargeRecord(from: &records, after: error, topic: topic) { continue }

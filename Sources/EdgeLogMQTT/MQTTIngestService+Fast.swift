@@ -28,7 +28,7 @@ extension MQTTIngestService {
         while !records.isEmpty {
             do throws(IngestError) {
                 _ = try await sink.append(topic: topic, records: records)
-                countStored(records.count)
+                countStored(records)
                 if failing { logger.info("appending MQTT records again", metadata: ["edgelog.topic": "\(topic)"]) }
                 return
             } catch {

@@ -107,6 +107,11 @@ public final class MQTTIngestService: Service, Sendable {
     let unroutedCount = Atomic<Int>(0)
     let failedCount = Atomic<Int>(0)
     let duplicateCount = Atomic<Int>(0)
+    let storedBytes = Atomic<Int>(0)
+    let lastStoredMs = Atomic<Int64>(0)
+    /// Why the connections are not up (the last connect failure), since when, and the
+    /// attempts made since; cleared when every connection is subscribed.
+    let connectionProblem = Mutex<(reason: String, sinceMs: Int64, attempts: Int)?>(nil)
     let groupCount = Atomic<Int>(0)
     private let subscribedConnections = Mutex<Set<Int>>([])
     let storedCounter: Counter
@@ -229,7 +234,16 @@ public final class MQTTIngestService: Service, Sendable {
                         onEvent: { [self] event in
                             switch event {
                             case .connected: connected.record(1)
-                            case .subscribed: _ = subscribedConnections.withLock { $0.insert(index) }
+                            case .subscribed:
+                                let all = subscribedConnections.withLock { ready in
+                                    ready.insert(index)
+                                    return ready.count == connections
+                                }
+                                if all { connectionProblem.withLock { $0 = nil } }
+                            case .connectFailed(let reason):
+                                connectionProblem.withLock { problem in
+                                    problem = (reason, problem?.sinceMs ?? wallClockMs(), (problem?.attempts ?? 0) + 1)
+                                }
                             case .disconnected:
                                 connected.record(0)
                                 _ = subscribedConnections.withLock { $0.remove(index) }
@@ -340,9 +354,13 @@ public final class MQTTIngestService: Service, Sendable {
 
     // MARK: Outcomes (both ack modes)
 
-    func countStored(_ count: Int) {
-        storedCount.add(count, ordering: .relaxed)
-        storedCounter.increment(by: count)
+    func countStored(_ records: [Record]) {
+        var bytes = 0
+        for record in records { bytes += record.value?.readableBytes ?? 0 }
+        storedCount.add(records.count, ordering: .relaxed)
+        storedBytes.add(bytes, ordering: .relaxed)
+        lastStoredMs.store(wallClockMs(), ordering: .relaxed)
+        storedCounter.increment(by: records.count)
     }
 
     func countFailed(_ count: Int) {

@@ -5,28 +5,48 @@ public import ServiceLifecycle
 import Synchronization
 public import EdgeLogCore
 
-/// Runs one replicator per configured upstream and keeps the storage engine's retention
-/// floors at what the `required` upstreams still need.
+/// Keeps the storage engine's retention floors at what the `required` upstreams still need,
+/// for every upstream known: the `upstream-sink` connectors register their replicator here,
+/// running or not (a stopped connector's checkpoints still hold retention back), and
+/// unregister it when deleted. Also runs the replicators it was made with (tests).
 public final class ReplicationService: Service, Sendable {
-    let replicators: [UpstreamReplicator]
+    private let registered = Mutex<[String: UpstreamReplicator]>([:])
+    private let initial: [UpstreamReplicator]
     let manager: LogManager
     let logger: Logger
 
-    public init(upstreams: [EdgelogConfig.Upstream], manager: LogManager, logger: Logger) throws {
+    public init(upstreams: [EdgelogConfig.Upstream] = [], manager: LogManager, logger: Logger) throws {
         self.manager = manager
         self.logger = logger
-        self.replicators = try upstreams.map { try UpstreamReplicator(upstream: $0, manager: manager, logger: logger) }
+        self.initial = try upstreams.map { try UpstreamReplicator(upstream: $0, manager: manager, logger: logger) }
         // Before anything else runs: retention must not take what an upstream still needs.
+        for replicator in initial { register(replicator) }
         updateRetentionFloors()
-        for replicator in replicators {
-            replicator.observeCheckpoints { [weak self] in self?.updateRetentionFloors() }
-        }
     }
+
+    /// Every upstream known, by name.
+    var replicators: [UpstreamReplicator] {
+        registered.withLock { $0.values.sorted { $0.upstream.name < $1.upstream.name } }
+    }
+
+    /// Takes `replicator` into the floors (replacing one of the same name).
+    func register(_ replicator: UpstreamReplicator) {
+        registered.withLock { $0[replicator.upstream.name] = replicator }
+        replicator.observeCheckpoints { [weak self] in self?.updateRetentionFloors() }
+        updateRetentionFloors()
+    }
+
+    func unregister(_ name: String) {
+        _ = registered.withLock { $0.removeValue(forKey: name) }
+        updateRetentionFloors()
+    }
+
+    func replicator(named name: String) -> UpstreamReplicator? { registered.withLock { $0[name] } }
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
-                for replicator in self.replicators {
+                for replicator in self.initial {
                     group.addTask { await replicator.run() }
                 }
                 group.addTask {
@@ -54,6 +74,7 @@ public final class ReplicationService: Service, Sendable {
     private func computeRetentionFloors() {
         var floors: [UpstreamReplicator.PartitionKey: Int64] = [:]
         var unacknowledged: [UpstreamReplicator.PartitionKey: Int64] = [:]
+        let replicators = self.replicators
         for replicator in replicators {
             for (key, acked) in replicator.ackedOffsets() {
                 unacknowledged[key] = min(unacknowledged[key] ?? .max, acked)
@@ -63,13 +84,18 @@ public final class ReplicationService: Service, Sendable {
         for name in manager.topicNames {
             guard let topic = manager.topic(name) else { continue }
             let replicating = replicators.filter { $0.upstream.replicates(name) }
-            guard !replicating.isEmpty else { continue }
             let required = replicating.contains { $0.upstream.required }
             for log in topic.partitions {
+                // An upstream deleted (or no longer replicating the topic) holds nothing back.
+                guard !replicating.isEmpty else {
+                    if log.replicatedUpTo != nil { log.replicatedUpTo = nil }
+                    if log.retentionFloor != nil { log.retentionFloor = nil }
+                    continue
+                }
                 let key = UpstreamReplicator.PartitionKey(topic: name, partition: log.partition)
                 // A partition no shipper has seen yet needs everything it holds.
                 log.replicatedUpTo = unacknowledged[key] ?? log.logStartOffset
-                if required { log.retentionFloor = floors[key] ?? log.logStartOffset }
+                log.retentionFloor = required ? floors[key] ?? log.logStartOffset : nil
             }
         }
     }

@@ -17,6 +17,12 @@ public struct TOMLValue: Sendable {
     public var line: Int
     public var column: Int
 
+    public init(kind: Kind, line: Int, column: Int) {
+        self.kind = kind
+        self.line = line
+        self.column = column
+    }
+
     public var string: String? { if case .string(let value) = kind { value } else { nil } }
     public var integer: Int64? { if case .integer(let value) = kind { value } else { nil } }
     public var float: Double? { if case .float(let value) = kind { value } else { nil } }
@@ -64,6 +70,13 @@ public final class TOMLTable: @unchecked Sendable {
     init(origin: Origin, line: Int) {
         self.origin = origin
         self.line = line
+    }
+
+    /// A complete table made from values (a configuration that came as JSON, say), as if
+    /// written inline at `line`.
+    public convenience init(entries: [(key: String, value: TOMLValue)], line: Int) {
+        self.init(origin: .inline, line: line)
+        for (key, value) in entries { set(key, value) }
     }
 
     public subscript(key: String) -> TOMLValue? {

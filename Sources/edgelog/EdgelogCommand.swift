@@ -1,4 +1,5 @@
 import ArgumentParser
+import EdgeLogCore
 
 /// The `edgelog` command line. Each subcommand lives in its own file; a new one is added by
 /// listing it in `subcommands` below.

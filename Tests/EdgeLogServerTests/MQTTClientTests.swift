@@ -39,6 +39,16 @@ import Testing
         }
 
         var subscribedCount: Int { events.withLock { $0.filter { $0 == .subscribed }.count } }
+
+        /// The connection's life (connected, subscribed, disconnected), without the failed attempts.
+        var connectionEvents: [MQTTClient.Event] {
+            events.withLock { $0.filter { if case .connectFailed = $0 { false } else { true } } }
+        }
+
+        /// Why the attempts failed, in order.
+        var failures: [String] {
+            events.withLock { $0.compactMap { if case .connectFailed(let reason) = $0 { reason } else { nil } } }
+        }
     }
 
     @Test func stopDoesNotWaitOutTheReconnectDelay() async throws {
@@ -55,7 +65,8 @@ import Testing
         }
         try await mqttEventually("stop() to return", timeout: .seconds(5)) { stopped.load(ordering: .relaxed) }
         await stopping.value
-        #expect(recorder.events.withLock { $0 }.isEmpty)
+        #expect(recorder.connectionEvents.isEmpty)
+        #expect(recorder.failures.count == 1 && recorder.failures[0].contains("Connection refused"), "one attempt, and why it failed")
     }
 
     @Test(.enabled(if: ProcessInfo.processInfo.environment["EDGELOG_IT"] == "1"))
@@ -70,7 +81,8 @@ import Testing
         try broker.publish("a/b", "hello")
         try await mqttEventually("the message") { recorder.payloads.withLock { $0 } == ["hello"] }
         await client.stop()
-        #expect(recorder.events.withLock { $0 } == [.connected(sessionPresent: false), .subscribed, .disconnected])
+        #expect(recorder.connectionEvents == [.connected(sessionPresent: false), .subscribed, .disconnected])
+        #expect(recorder.failures.allSatisfy { $0.contains("Connection refused") }, "the attempts before the broker was up")
         // A clean DISCONNECT, not a dropped connection.
         try await mqttEventually("the broker to see the DISCONNECT") { broker.log.contains("Client early-client disconnected.") }
     }
@@ -129,6 +141,7 @@ import Testing
         client.start()
         try await mqttEventually("a failed handshake in the broker log") { broker.log.contains("OpenSSL Error") || broker.log.contains("Client <unknown> disconnected") || broker.log.contains("Socket error on client <unknown>") }
         await client.stop()
-        #expect(recorder.events.withLock { $0 }.isEmpty)
+        #expect(recorder.connectionEvents.isEmpty)
+        #expect(!recorder.failures.isEmpty && recorder.failures.allSatisfy { $0.contains("TLS") }, "each attempt fails with a TLS error")
     }
 }

@@ -142,6 +142,8 @@ extension EdgelogConfig {
             config.topics.append(.init(name: name, partitions: partitions, log: log))
         }
 
+        var brokerTables: [TOMLTableReader] = []
+        var routeTables: [TOMLTableReader] = []
         if let mqtt = try reader.table("mqtt") {
             var brokerNames: Set<String> = []
             for table in try mqtt.tables("brokers") {
@@ -150,12 +152,15 @@ extension EdgelogConfig {
                     throw table.error("name", "broker '\(broker.name)' is listed twice")
                 }
                 config.brokers.append(broker)
+                brokerTables.append(table)
             }
             for table in try mqtt.tables("routes") {
                 config.routes.append(try readRoute(table))
+                routeTables.append(table)
             }
             try mqtt.rejectUnknownKeys()
         }
+        var upstreamTables: [TOMLTableReader] = []
         var upstreamNames: Set<String> = []
         for table in try reader.tables("upstreams") {
             let upstream = try readUpstream(table, environment: environment)
@@ -163,7 +168,11 @@ extension EdgelogConfig {
                 throw table.error("name", "upstream '\(upstream.name)' is listed twice")
             }
             config.upstreams.append(upstream)
+            upstreamTables.append(table)
         }
+        try readConnectors(
+            reader, file: file, brokers: brokerTables, routes: routeTables, upstreams: upstreamTables,
+            environment: environment, into: &config)
         try reader.rejectUnknownKeys()
 
         if let token = environment["EDGELOG_HTTP_TOKEN"], !token.isEmpty { config.http.authToken = token }
@@ -210,7 +219,7 @@ extension EdgelogConfig {
         return log
     }
 
-    private static func readBroker(_ table: TOMLTableReader, environment: [String: String]) throws(ConfigError) -> Broker {
+    package static func readBroker(_ table: TOMLTableReader, environment: [String: String]) throws(ConfigError) -> Broker {
         let name = try table.string("name") ?? "default"
         guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }) else {
             throw table.error("name", "'\(name)' must be letters, digits, '-', '_' or '.'")
@@ -247,7 +256,7 @@ extension EdgelogConfig {
         return broker
     }
 
-    private static func readUpstream(_ table: TOMLTableReader, environment: [String: String]) throws(ConfigError) -> Upstream {
+    package static func readUpstream(_ table: TOMLTableReader, environment: [String: String]) throws(ConfigError) -> Upstream {
         guard let name = try table.string("name") else { throw table.error(nil, "an upstream needs a name") }
         // The name is part of checkpoint file names.
         guard !name.isEmpty, name.count <= 100,
@@ -311,7 +320,7 @@ extension EdgelogConfig {
         return upstream
     }
 
-    private static func readRoute(_ table: TOMLTableReader) throws(ConfigError) -> Route {
+    package static func readRoute(_ table: TOMLTableReader) throws(ConfigError) -> Route {
         guard let pattern = try table.string("filter") else { throw table.error(nil, "a route needs a filter") }
         let filter: TopicFilter
         do throws(TopicFilterError) { filter = try TopicFilter(pattern) } catch {

@@ -170,6 +170,9 @@ public struct EdgelogConfig: Sendable, Equatable {
     public var brokers: [Broker] = []
     public var routes: [Route] = []
     public var upstreams: [Upstream] = []
+    /// Every connector the file defines: the HTTP endpoint, the brokers, the upstreams and
+    /// the `[[connectors]]` tables (see `EdgelogConfig+Connectors.swift`).
+    public var connectors: [ConnectorSpec] = []
 
     public init() {}
 }

@@ -11,6 +11,7 @@ import EdgeLogMQTT
 import EdgeLogReplication
 import EdgeLogKafkaListener
 import EdgeLogHTTP
+import EdgeLogConnect
 
 /// `edgelog serve`: opens (and recovers) the log, then runs the HTTP API, the MQTT
 /// connections and the systemd integration as one service group until SIGTERM/SIGINT, when it
@@ -52,12 +53,23 @@ public enum Daemon {
             HangSimulationService(
                 stalled: stall, enabled: ProcessInfo.processInfo.environment["EDGELOG_HANG_SIGNAL"] == "1", logger: logger),
         ]
-        // After the log (so it stops first and writes its checkpoints while the log is open).
-        // Without upstreams it still answers /v1/replication (no upstreams) but does not run.
-        let replication = try ReplicationService(upstreams: config.upstreams, manager: manager, logger: logger)
-        if !config.upstreams.isEmpty { services.append(replication) }
-        let mqtt = MQTTServices.make(config: config, ingestor: ingestor, loss: loss, logger: logger)
-        services += mqtt as [any Service]
+        // After the log (so they stop first, and write their checkpoints while the log is
+        // open). Replication keeps the retention floors of every upstream, running or not; the
+        // connectors (MQTT brokers, HTTP endpoints, upstreams) run in the connector runtime.
+        let replication = try ReplicationService(manager: manager, logger: logger)
+        services.append(replication)
+        let mqtt = MQTTServices()
+        let endpoints = HTTPIngestEndpoints()
+        let connectors = ConnectorRuntime(
+            families: [
+                MQTTSourceFamily(
+                    ingestor: ingestor, stateDirectory: config.server.dataDirectory, loss: loss, services: mqtt, logger: logger),
+                HTTPSourceFamily(endpoints: endpoints),
+                UpstreamSinkFamily(replication: replication, logger: logger),
+            ],
+            fileConnectors: config.connectors, dataDirectory: config.server.dataDirectory,
+            workerId: "\(config.http.host):\(config.http.port)", environment: ProcessInfo.processInfo.environment, logger: logger)
+        services.append(connectors)
         if config.kafka.enabled { services.append(KafkaListener(config: config, manager: manager, logger: logger)) }
         let markReady: @Sendable () -> Void = {
             guard state.phase == .starting else { return }
@@ -69,7 +81,7 @@ public enum Daemon {
             let api = HTTPAPI(
                 ingestor: ingestor, state: state,
                 settings: .init(maxBodyBytes: config.http.maxBodyBytes, authToken: config.http.authToken),
-                reporters: [replication] + (mqtt.isEmpty ? [] : [MQTTStatusReporter(mqtt)]), loss: loss,
+                reporters: [replication, MQTTStatusReporter(mqtt)], loss: loss, connectors: connectors, endpoints: endpoints,
                 metrics: {
                     replication.updateMetrics()
                     diskGauge.record(manager.budget?.usedBytes ?? FileSystem.usedBytes(under: config.server.dataDirectory))
@@ -93,7 +105,8 @@ public enum Daemon {
         }
         services.append(ShutdownSignalService(state: state, notifier: notifier, logger: logger))
         if let configPath {
-            services.append(ReloadService(configPath: configPath, manager: manager, notifier: notifier, logger: logger))
+            services.append(
+                ReloadService(configPath: configPath, manager: manager, connectors: connectors, notifier: notifier, logger: logger))
         }
 
         var group = ServiceGroupConfiguration(

@@ -7,14 +7,16 @@ import EdgeLogMQTT
 import EdgeLogReplication
 import EdgeLogKafkaListener
 import EdgeLogHTTP
+import EdgeLogConnect
 
 /// SIGHUP (`systemctl reload`): re-reads the configuration and applies what is safe to apply
-/// while running: topics that are new in the file are created. Everything else (listeners,
-/// storage settings of existing topics, brokers) needs a restart, and the log says so. A file
-/// with errors changes nothing.
+/// while running: topics that are new in the file are created, and the file's connectors
+/// (brokers, upstreams, `[[connectors]]`) are added, reconfigured or removed. Listeners and
+/// storage settings of existing topics need a restart. A file with errors changes nothing.
 struct ReloadService: Service {
     let configPath: String
     let manager: LogManager
+    let connectors: ConnectorRuntime
     let notifier: SystemdNotifier
     let logger: Logger
 
@@ -37,7 +39,7 @@ struct ReloadService: Service {
                 try manager.createTopic(topic.name, partitions: topic.partitions, config: topic.log)
                 created.append(topic.name)
             }
-            MQTTServices.reload(routes: config.routes)
+            connectors.reload(fileConnectors: config.connectors)
             logger.info(
                 "configuration reloaded",
                 metadata: ["edgelog.created_topics": "\(created)", "edgelog.routes": "\(config.routes.count)"])

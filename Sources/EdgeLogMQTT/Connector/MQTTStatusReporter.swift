@@ -3,16 +3,16 @@ public import EdgeLogCore
 /// The MQTT brokers in `/v1/status` and `/v1/topics`: for each, its connections, what ingest
 /// did, and the broker's own `$SYS` counters (absent until the broker has published them).
 package struct MQTTStatusReporter: StatusReporter {
-    let services: [MQTTIngestService]
+    let services: MQTTServices
 
-    package init(_ services: [MQTTIngestService]) { self.services = services }
+    package init(_ services: MQTTServices) { self.services = services }
 
     package var statusSection: String { "mqtt" }
     package var showsInTopicList: Bool { true }
 
     package func writeStatus(_ json: inout JSONWriter) {
         json.beginArray()
-        for service in services { Self.write(&json, service) }
+        for service in services.all { Self.write(&json, service) }
         json.endArray()
     }
 
