@@ -99,6 +99,17 @@ public struct ConnectorConfig: Sendable, Equatable, Codable {
 
     public init(entries: [Entry] = []) { self.entries = entries }
 
+    /// A JSON object (keys sorted: JSON objects have no order).
+    public init(from decoder: any Decoder) throws {
+        let object = try decoder.singleValueContainer().decode([String: Value].self)
+        entries = object.sorted { $0.key < $1.key }.map { Entry(key: $0.key, value: $0.value) }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 }))
+    }
+
     /// Every key of `table` but those in `skipping` (`name`, `type`: the connector's, not its
     /// configuration's).
     public init(_ table: TOMLTable, skipping: Set<String> = []) {
