@@ -32,6 +32,9 @@ final class ConnectorInstance: Sendable {
         var backoffMaxMs: Int64 = 60_000
         /// A task that ran this long before failing starts the backoff over.
         var healthyRunMs: Int64 = 60_000
+        /// A new task counts as RUNNING once it has run this long (before, RESTARTING or
+        /// UNASSIGNED): one that fails at once is never reported RUNNING.
+        var startGraceMs: Int64 = 1_000
     }
 
     let family: any ConnectorFamily
@@ -89,11 +92,10 @@ final class ConnectorInstance: Sendable {
             let started = wallClockMs()
             state.withLock { state in
                 state.task = task
-                state.phase = .running
+                if state.phase != .unassigned { state.phase = .restarting }
                 state.startedAtMs = started
                 state.nextRetryAtMs = nil
             }
-            logger.info("connector running", metadata: ["edgelog.connector.type": "\(spec.type.rawValue)"])
             let outcome = await runUntilInterrupted(task)
             state.withLock { state in
                 state.carried = task.counters().adding(state.carried)
@@ -130,6 +132,18 @@ final class ConnectorInstance: Sendable {
                 }
             }
             group.addTask {
+                // RUNNING once the task has lasted the grace time.
+                try? await Task.sleep(for: .milliseconds(self.tuning.startGraceMs))
+                guard !Task.isCancelled else { return nil }
+                let promoted = self.state.withLock { state -> Bool in
+                    guard state.task != nil, state.phase == .restarting || state.phase == .unassigned else { return false }
+                    state.phase = .running
+                    return true
+                }
+                if promoted { self.logger.info("connector running") }
+                return nil
+            }
+            group.addTask {
                 while !Task.isCancelled {
                     let interrupted = self.state.withLock { $0.target != .running || $0.restartRequested || $0.removed }
                     if interrupted { return .interrupted }
@@ -137,7 +151,8 @@ final class ConnectorInstance: Sendable {
                 }
                 return nil
             }
-            let first = await group.next() ?? nil
+            var first: Outcome? = nil
+            while first == nil, let next = await group.next() { first = next }
             group.cancelAll()
             await group.waitForAll()
             return first ?? .interrupted

@@ -10,6 +10,8 @@ public final class ConnectorRuntime: Service, Sendable {
     public struct Tuning: Sendable {
         public var restartBackoffMinMs: Int64 = 1_000
         public var restartBackoffMaxMs: Int64 = 60_000
+        /// How long a new task must run before it is reported RUNNING.
+        public var startGraceMs: Int64 = 1_000
         public init() {}
     }
 
@@ -39,7 +41,8 @@ public final class ConnectorRuntime: Service, Sendable {
         self.store = ConnectorStore(dataDirectory: dataDirectory)
         self.workerId = workerId
         self.environment = environment
-        self.tuning = .init(backoffMinMs: tuning.restartBackoffMinMs, backoffMaxMs: tuning.restartBackoffMaxMs)
+        self.tuning = .init(
+            backoffMinMs: tuning.restartBackoffMinMs, backoffMaxMs: tuning.restartBackoffMaxMs, startGraceMs: tuning.startGraceMs)
         var logger = logger
         logger[metadataKey: "edgelog.part"] = "connect"
         self.logger = logger

@@ -101,8 +101,13 @@ struct DaemonProcessConnectorTests {
         try broker.publish("sensors/d1/t", "m4")
         #expect(try await daemon.request(.PUT, "/connectors/plant/resume").0 == 202)
         try await mqttEventually("m4") { try await daemon.recordValues("sensors") == ["m1", "m2", "m3", "m4"] }
+        try await Self.waitForState(daemon, "plant", "RUNNING")
         let (_, status) = try await Self.state(daemon, "plant")
         #expect((status["metrics"] as? [String: Any])?["records_in"] as? Int == 1, "this run stored m4: \(status)")
+        // The same, per connector, in /metrics.
+        let metrics = try await daemon.request(.GET, "/metrics").1.split(separator: "\n")
+        #expect(metrics.contains { $0.hasPrefix("edgelog_connector_records{") && $0.contains(#"connector="plant""#) && $0.contains(#"direction="in""#) && $0.hasSuffix(" 1.0") })
+        #expect(metrics.contains { $0.hasPrefix("edgelog_connector_state{") && $0.contains(#"connector="plant""#) && $0.contains(#"state="RUNNING""#) && $0.hasSuffix(" 1.0") })
 
         // Delete: an mqtt-source keeps no offsets here (the broker holds the session).
         #expect(try await daemon.request(.DELETE, "/connectors/plant").0 == 204)

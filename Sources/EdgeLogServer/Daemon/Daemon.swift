@@ -84,6 +84,7 @@ public enum Daemon {
                 reporters: [replication, MQTTStatusReporter(mqtt)], loss: loss, connectors: connectors, endpoints: endpoints,
                 metrics: {
                     replication.updateMetrics()
+                    connectors.updateMetrics()
                     diskGauge.record(manager.budget?.usedBytes ?? FileSystem.usedBytes(under: config.server.dataDirectory))
                     var bytes: [UInt8] = []
                     registry.emit(into: &bytes)
