@@ -182,6 +182,7 @@ let package = Package(
             name: "edgelog",
             dependencies: [
                 "EdgeLogStorage", "EdgeLogServer", "EdgeLogCore", "EdgeLogMQTT", "EdgeLogReplication", "EdgeLogKafkaListener", "EdgeLogHTTP", "EdgeLogKafka", "EdgeLogConnect",
+                "EdgeLogTOML",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -69,14 +69,15 @@ public struct ConnectorCounters: Sendable, Equatable {
 
     public init() {}
 
-    /// Totals of an earlier task plus this one's (lag is this one's).
-    func adding(_ other: ConnectorCounters) -> ConnectorCounters {
-        var sum = other
-        sum.recordsIn += recordsIn
-        sum.bytesIn += bytesIn
-        sum.recordsOut += recordsOut
-        sum.bytesOut += bytesOut
-        sum.errors.merge(errors, uniquingKeysWith: +)
+    /// This task's counters plus the totals of the tasks before it (`earlier`); the lag is
+    /// this task's.
+    func adding(_ earlier: ConnectorCounters) -> ConnectorCounters {
+        var sum = self
+        sum.recordsIn += earlier.recordsIn
+        sum.bytesIn += earlier.bytesIn
+        sum.recordsOut += earlier.recordsOut
+        sum.bytesOut += earlier.bytesOut
+        sum.errors.merge(earlier.errors, uniquingKeysWith: +)
         return sum
     }
 }

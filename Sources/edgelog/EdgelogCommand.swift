@@ -17,6 +17,7 @@ struct Edgelog: AsyncParsableCommand {
             ConfigCommand.self,
             StatusCommand.self,
             ReplicationCommand.self,
+            ConnectCommand.self,
             ProduceCommand.self,
             ConsumeCommand.self,
             TopicsCommand.self,

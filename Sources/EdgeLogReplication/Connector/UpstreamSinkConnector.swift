@@ -83,9 +83,9 @@ package struct UpstreamSinkFamily: ConnectorFamily {
             }
         } else {
             for topicName in manager.topicNames {
-                for log in manager.topic(topicName)?.partitions ?? [] where try log.consumerCheckpoint(named: name) != nil {
+                for log in manager.topic(topicName)?.partitions ?? [] {
+                    if try log.consumerCheckpoint(named: name) != nil { changed += 1 }
                     try removeCheckpoint(log, name)
-                    changed += 1
                 }
             }
         }
