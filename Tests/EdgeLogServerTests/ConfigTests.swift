@@ -194,6 +194,14 @@ import Testing
         ("[[upstreams]]\nname = \"c\"\nbootstrap = [\"k:1\"]\nsasl_mechanism = \"PLAIN\"\nsasl_username = \"u\"\n", 1, "upstreams[0].sasl_password", "EDGELOG_UPSTREAM_PASSWORD_C"),
         ("[[upstreams]]\nname = \"c\"\nbootstrap = [\"k:1\"]\nsasl_mechanism = \"GSSAPI\"\n", 4, "upstreams[0].sasl_mechanism", "not one of the allowed values"),
         ("[[upstreams]]\nname = \"c\"\nbootstrap = [\"k:1\"]\n[[upstreams]]\nname = \"c\"\nbootstrap = [\"k:1\"]\n", 5, "upstreams[1].name", "listed twice"),
+        // [[connectors]]: the type's keys, checked as in their own sections.
+        ("[[connectors]]\nname = \"w\"\n", 1, "connectors[0]", "needs a type"),
+        ("[[connectors]]\nname = \"w\"\ntype = \"ftp-source\"\n", 3, "connectors[0].type", "unknown connector type 'ftp-source'"),
+        ("[[connectors]]\nname = \"w\"\ntype = \"http-source\"\ntopic = \"t\"\ncolour = 1\n", 5, "connectors[0].colour", "unknown key"),
+        ("[[connectors]]\nname = \"m\"\ntype = \"mqtt-source\"\nport = \"1883\"\n[[connectors.routes]]\nfilter = \"a/#\"\ntopic = \"t\"\n", 4, "connectors[0].port", "expected an integer"),
+        ("[[connectors]]\nname = \"m\"\ntype = \"mqtt-source\"\n", 1, "connectors[0].routes", "at least one route"),
+        ("[[connectors]]\nname = \"../x\"\ntype = \"http-source\"\n", 2, "connectors[0].name", "not a connector name"),
+        ("[[mqtt.brokers]]\nname = \"a\"\n[[upstreams]]\nname = \"a\"\nbootstrap = [\"k:1\"]\n", 4, "upstreams[0].name", "used twice (first at line 1)"),
     ] as [(String, Int, String, String)])
     func errorsNameTheFileLineAndKey(text: String, line: Int, key: String, message: String) {
         do {
@@ -204,6 +212,66 @@ import Testing
             #expect(error.line == line, "\(error)")
             #expect(error.key == key, "\(error)")
             #expect(error.message.contains(message), "\(error)")
+        }
+    }
+
+    /// Every way the file defines a connector, with the configuration it was given.
+    @Test func theFilesConnectorsAreRead() throws {
+        let config = try EdgelogConfig.parse(
+            """
+            [[mqtt.brokers]]
+            name = "plant"
+            port = 1884
+            [[mqtt.routes]]
+            filter = "s/{d}/#"
+            topic = "sensors"
+            key = "{d}"
+            [[upstreams]]
+            name = "central"
+            bootstrap = ["k:9092"]
+            [[connectors]]
+            name = "hall-b"
+            type = "mqtt-source"
+            host = "10.0.0.7"
+            [[connectors.routes]]
+            filter = "hall/#"
+            topic = "hall"
+            [[connectors]]
+            name = "webhook"
+            type = "http-source"
+            topic = "events"
+            """, file: "c.toml")
+        #expect(config.connectors.map(\.name) == ["http", "plant", "central", "hall-b", "webhook"])
+        #expect(config.connectors.map(\.type) == [.httpSource, .mqttSource, .upstreamSink, .mqttSource, .httpSource])
+        guard case .mqtt(let broker, let routes)? = config.connectors.first(where: { $0.name == "hall-b" })?.settings else {
+            Issue.record("hall-b is not an MQTT connector")
+            return
+        }
+        #expect(broker.host == "10.0.0.7" && broker.name == "hall-b" && routes.map(\.topic) == ["hall"])
+        #expect(config.connectors[1].config["routes"] != nil, "a broker's connector shows the routes it uses")
+        #expect(config.connectors[3].origin == .file(path: "c.toml", line: 11), "the line of its [[connectors]] header")
+        #expect(config.brokers.map(\.name) == ["plant"], "[[connectors]] are not in the brokers list")
+    }
+
+    /// A configuration from the API: values as strings (Kafka Connect's tools send them so),
+    /// errors naming the key without a line.
+    @Test func anAPIConfigurationCoercesStringsAndNamesTheKey() throws {
+        let given = ConnectorConfig(entries: [
+            .init(key: "port", value: .string("1884")), .init(key: "broker_stats", value: .string("false")),
+            .init(key: "routes", value: .array([.table([.init(key: "filter", value: .string("a/#")), .init(key: "topic", value: .string("t"))])])),
+        ])
+        let spec = try ConnectorType.parse(name: "m", type: .mqttSource, config: given, origin: .api)
+        guard case .mqtt(let broker, _) = spec.settings else {
+            Issue.record("not mqtt")
+            return
+        }
+        #expect(broker.port == 1884 && !broker.brokerStats)
+        var wrong = given
+        wrong["port"] = .string("eighteen")
+        #expect {
+            try ConnectorType.parse(name: "m", type: .mqttSource, config: wrong, origin: .api)
+        } throws: { error in
+            (error as? ConfigError)?.description == "connector 'm': key 'port': expected an integer, found the string \"eighteen\""
         }
     }
 
