@@ -35,6 +35,15 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // `edgelog log dump` and `log verify`: reading a log's files without opening it.
+        .target(
+            name: "EdgeLogInspector",
+            dependencies: [
+                "EdgeLogStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .systemLibrary(
             name: "CZstd",
             pkgConfig: "libzstd",
@@ -59,10 +68,20 @@ let package = Package(
         .target(name: "EdgeLogTOML", swiftSettings: swiftSettings),
         // CRC-32C with the CPU's own instruction (SSE 4.2 or ARMv8 CRC) where it has one.
         .target(name: "CCRC32C"),
+        // Kafka's record batch format: records, batches, codecs, CRC-32C, the partitioner.
+        .target(
+            name: "EdgeLogRecords",
+            dependencies: [
+                "CCRC32C", "CZlib", "CZstd", "CLZ4", "CSnappy",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The log: segments, indexes, partitions, recovery, retention (re-exports the records).
         .target(
             name: "EdgeLogStorage",
             dependencies: [
-                "CCRC32C", "CZlib", "CZstd", "CLZ4", "CSnappy",
+                "EdgeLogRecords",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -182,7 +201,7 @@ let package = Package(
             name: "edgelog",
             dependencies: [
                 "EdgeLogStorage", "EdgeLogServer", "EdgeLogCore", "EdgeLogMQTT", "EdgeLogReplication", "EdgeLogKafkaListener", "EdgeLogHTTP", "EdgeLogKafka", "EdgeLogConnect",
-                "EdgeLogTOML",
+                "EdgeLogTOML", "EdgeLogInspector",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -197,7 +216,7 @@ let package = Package(
         .executableTarget(
             name: "edgelog-fuzz",
             dependencies: [
-                "EdgeLogKafka", "EdgeLogTOML", "EdgeLogStorage", "EdgeLogServer", "EdgeLogCore", "EdgeLogMQTT", "EdgeLogReplication", "EdgeLogKafkaListener", "EdgeLogHTTP",
+                "EdgeLogKafka", "EdgeLogTOML", "EdgeLogStorage", "EdgeLogInspector", "EdgeLogServer", "EdgeLogCore", "EdgeLogMQTT", "EdgeLogReplication", "EdgeLogKafkaListener", "EdgeLogHTTP",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -206,7 +225,7 @@ let package = Package(
         .testTarget(
             name: "EdgeLogStorageTests",
             dependencies: [
-                "EdgeLogStorage",
+                "EdgeLogStorage", "EdgeLogRecords", "EdgeLogInspector",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -228,7 +247,7 @@ let package = Package(
         .testTarget(
             name: "EdgeLogServerTests",
             dependencies: [
-                "EdgeLogServer", "EdgeLogStorage", "EdgeLogKafka", "EdgeLogTOML", "EdgeLogCore", "EdgeLogMQTT", "EdgeLogReplication", "EdgeLogKafkaListener", "EdgeLogHTTP", "EdgeLogConnect",
+                "EdgeLogServer", "EdgeLogStorage", "EdgeLogRecords", "EdgeLogKafka", "EdgeLogTOML", "EdgeLogCore", "EdgeLogMQTT", "EdgeLogReplication", "EdgeLogKafkaListener", "EdgeLogHTTP", "EdgeLogConnect",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),

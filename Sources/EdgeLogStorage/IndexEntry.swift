@@ -67,7 +67,7 @@ public struct TimeIndexEntry: IndexEntry {
 extension Array {
     /// Index of the last element whose key is at most `key`, for arrays sorted by that key
     /// (Kafka's "largest lower bound" lookup); nil when every key is larger.
-    func floorIndex(_ key: Int64, by keyOf: (Element) -> Int64) -> Int? {
+    package func floorIndex(_ key: Int64, by keyOf: (Element) -> Int64) -> Int? {
         var low = 0
         var high = count - 1
         var found: Int? = nil

@@ -68,8 +68,8 @@ public final class PartitionLog: @unchecked Sendable {
     let appender = Appender()
     let commits = CommitSignal()
 
-    static let recoveryPointFile = "recovery-point.checkpoint"
-    static let logStartFile = "log-start.checkpoint"
+    package static let recoveryPointFile = "recovery-point.checkpoint"
+    package static let logStartFile = "log-start.checkpoint"
 
     public var name: String { "\(topic)-\(partition)" }
 

@@ -1,3 +1,4 @@
+import EdgeLogInspector
 import EdgeLogStorage
 import Foundation
 import Logging

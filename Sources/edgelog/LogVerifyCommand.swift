@@ -1,3 +1,4 @@
+import EdgeLogInspector
 import ArgumentParser
 import EdgeLogStorage
 import Foundation

@@ -1,4 +1,5 @@
 @testable import EdgeLogStorage
+@testable import EdgeLogInspector
 import Foundation
 import Logging
 import NIOCore

@@ -1,3 +1,4 @@
+public import EdgeLogStorage
 import NIOCore
 
 /// Walks the batches of one segment file front to back, reading `LogInspector.chunkBytes` at a

@@ -48,10 +48,10 @@ public struct RecordBatch: Sendable, Hashable {
     }
 
     public static let currentMagic: Int8 = 2
-    static let codecMask: Int16 = 0x07
-    static let timestampTypeBit: Int16 = 0x08
-    static let transactionalBit: Int16 = 0x10
-    static let controlBit: Int16 = 0x20
+    package static let codecMask: Int16 = 0x07
+    package static let timestampTypeBit: Int16 = 0x08
+    package static let transactionalBit: Int16 = 0x10
+    package static let controlBit: Int16 = 0x20
 
     public private(set) var buffer: ByteBuffer
 

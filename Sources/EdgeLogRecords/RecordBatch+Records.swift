@@ -1,4 +1,4 @@
-import NIOCore
+public import NIOCore
 
 extension RecordBatch {
     /// Decodes every record of the batch, decompressing the records section with `compressor`.
@@ -37,7 +37,7 @@ public struct RecordIterator {
     private let logAppendTime: Int64?
     private var remaining: Int32
 
-    init(batch: RecordBatch, records: ByteBuffer) {
+    package init(batch: RecordBatch, records: ByteBuffer) {
         self.records = records
         self.baseOffset = batch.baseOffset
         self.baseTimestamp = batch.baseTimestamp

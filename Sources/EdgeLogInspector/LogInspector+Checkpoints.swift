@@ -1,3 +1,4 @@
+public import EdgeLogStorage
 import NIOCore
 
 extension LogInspector {

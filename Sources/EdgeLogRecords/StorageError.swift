@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 /// Everything the storage engine can refuse or fail with. Each case names what went wrong
 /// precisely enough for an operator (or an HTTP/Kafka error mapping) to act on it.
 public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {

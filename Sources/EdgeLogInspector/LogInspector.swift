@@ -1,3 +1,4 @@
+public import EdgeLogStorage
 import NIOCore
 
 /// Offline inspection of a partition directory, like Kafka's kafka-dump-log: `dump` lists every

@@ -1,3 +1,4 @@
+public import EdgeLogStorage
 import NIOCore
 
 /// One inconsistency found in a partition directory.
