@@ -186,7 +186,11 @@ extension ConnectorRuntime {
                     return registry.supervisors.removeValue(forKey: name)
                 }
                 instance.update { $0.removed = true }
-                _ = supervisor
+                // Its family forgets it once it has stopped (an endpoint then answers 404).
+                Task {
+                    await supervisor?.value
+                    instance.family.removed(spec, keepOffsets: true)
+                }
                 logger.info("connector removed by reload (offsets kept)", metadata: ["edgelog.connector": "\(name)"])
             }
         }

@@ -109,11 +109,32 @@ struct DaemonProcessConnectorTests {
         #expect(metrics.contains { $0.hasPrefix("edgelog_connector_records{") && $0.contains(#"connector="plant""#) && $0.contains(#"direction="in""#) && $0.hasSuffix(" 1.0") })
         #expect(metrics.contains { $0.hasPrefix("edgelog_connector_state{") && $0.contains(#"connector="plant""#) && $0.contains(#"state="RUNNING""#) && $0.hasSuffix(" 1.0") })
 
-        // Delete: an mqtt-source keeps no offsets here (the broker holds the session).
-        #expect(try await daemon.request(.DELETE, "/connectors/plant").0 == 204)
+        // Delete: the position is the broker's session, so the API asks whether to keep it.
+        let undecided = try await daemon.request(.DELETE, "/connectors/plant")
+        #expect(undecided.0 == 409 && undecided.1.contains("offsets_decision_needed"), "\(undecided.1)")
+        #expect(try await daemon.request(.DELETE, "/connectors/plant?offsets=keep").0 == 204)
         #expect(try await daemon.request(.GET, "/connectors/plant/status").0 == 404)
         #expect(try await daemon.request(.GET, "/connectors").1 == #"["http"]"#)
-        #expect(try await daemon.recordValues("sensors") == ["m1", "m2", "m3", "m4"])
+        // Kept: what came meanwhile waits in the session for a connector with the client id.
+        try broker.publish("sensors/d1/t", "m5")
+        let recreate = Self.mqttConnector("plant", broker: broker, clientId: clientId)
+        #expect(try await daemon.request(.POST, "/connectors", contentType: "application/json", body: recreate).0 == 201)
+        try await mqttEventually("m5 from the kept session") {
+            try await daemon.recordValues("sensors") == ["m1", "m2", "m3", "m4", "m5"]
+        }
+        // Dropped: the broker forgets the session (a clean-start connection under its id), so
+        // m6 is queued for no one and the next connector starts afresh with m7.
+        #expect(try await daemon.request(.DELETE, "/connectors/plant?offsets=drop").0 == 204)
+        #expect(broker.log.contains("as \(clientId) (p5, c1"), "the session dropped with a clean start")
+        try broker.publish("sensors/d1/t", "m6")
+        // The route's subscription (the $SYS counters have SUBACKs of their own).
+        func subacks() -> Int { broker.log.components(separatedBy: "\(clientId) 1 sensors/+/#").count - 1 }
+        let subscribedBefore = subacks()
+        #expect(try await daemon.request(.POST, "/connectors", contentType: "application/json", body: recreate).0 == 201)
+        try await mqttEventually("the new subscription") { subacks() == subscribedBefore + 1 }
+        try broker.publish("sensors/d1/t", "m7")
+        try await mqttEventually("m7") { try await daemon.recordValues("sensors").last == "m7" }
+        #expect(try await daemon.recordValues("sensors") == ["m1", "m2", "m3", "m4", "m5", "m7"], "m6 went with the session")
     }
 
     @Test func aConnectorWhoseBrokerIsDownReportsFailedRetriesAndRecoversAlone() async throws {
@@ -193,5 +214,44 @@ struct DaemonProcessConnectorTests {
         let values = try await daemon.recordValues("sensors")
         #expect(values == [#""w1""#], "w1 as the JSON string it was, and not w2")
         _ = broker
+    }
+
+    /// SIGHUP applies the file's connector changes: a new one starts, a changed one takes its
+    /// new settings, a removed one stops. The file's connectors are changed in the file only.
+    @Test func reloadingTheFileAddsChangesAndRemovesItsConnectors() async throws {
+        func config(_ connectors: String) -> String { Self.topicConfig + "\n[[topics]]\nname = \"other\"\npartitions = 1\n" + connectors }
+        let hookA = "\n[[connectors]]\nname = \"hook-a\"\ntype = \"http-source\"\ntopic = \"sensors\"\n"
+        let daemon = try DaemonProcess(extraConfig: config(hookA))
+        defer { daemon.remove() }
+        try await daemon.start()
+        try await Self.waitForState(daemon, "hook-a", "RUNNING")
+        func ingest(_ name: String, _ value: String) async throws -> Int {
+            try await daemon.request(.POST, "/v1/ingest/\(name)", contentType: "application/json", body: #"{"records":[{"value":"\#(value)"}]}"#).0
+        }
+        #expect(try await ingest("hook-a", "a1") == 200)
+        let refused = try await daemon.request(
+            .PUT, "/connectors/hook-a/config", contentType: "application/json", body: #"{"connector.class": "http-source", "topic": "other"}"#)
+        #expect(refused.0 == 409 && refused.1.contains("defined_in_file") && refused.1.contains("edgelog.toml:"), "\(refused.1)")
+
+        // hook-a now writes to "other"; hook-b is new.
+        let original = try String(contentsOfFile: daemon.configPath, encoding: .utf8)
+        let changed = original.replacingOccurrences(of: hookA, with: hookA.replacingOccurrences(of: "\"sensors\"", with: "\"other\""))
+            + "\n[[connectors]]\nname = \"hook-b\"\ntype = \"http-source\"\ntopic = \"sensors\"\n"
+        #expect(changed != original)
+        try changed.write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
+        kill(daemon.process!.processIdentifier, SIGHUP)
+        // One reload: hook-a restarted with its new topic before hook-b was added.
+        try await Self.waitForState(daemon, "hook-b", "RUNNING")
+        try await Self.waitForState(daemon, "hook-a", "RUNNING")
+        #expect(try await ingest("hook-a", "a2") == 200)
+        #expect(try await daemon.recordValues("other") == [#""a2""#])
+        #expect(try await ingest("hook-b", "b1") == 200)
+
+        // hook-a gone from the file: stopped and forgotten.
+        try original.replacingOccurrences(of: hookA, with: "").write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
+        kill(daemon.process!.processIdentifier, SIGHUP)
+        try await mqttEventually("hook-a removed") { try await daemon.request(.GET, "/connectors").1 == #"["http"]"# }
+        try await mqttEventually("hook-a's endpoint gone") { try await ingest("hook-a", "a3") == 404 }
+        #expect(try await daemon.recordValues("sensors") == [#""a1""#, #""b1""#])
     }
 }

@@ -1,5 +1,6 @@
 import EdgeLogServer
 import EdgeLogStorage
+import EdgeLogConnect
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -34,9 +35,13 @@ import Testing
         defer { manager.close() }
         let ingestor = Ingestor(manager: manager, autoCreateTopics: autoCreate, defaultPartitions: 3, logger: Logger(label: "test"))
         let state = DaemonState(.ready)
+        // The connector API too (without endpoints: /v1/topics/{topic}/records always takes data).
+        let connectors = ConnectorRuntime(
+            families: [HTTPSourceFamily(endpoints: HTTPIngestEndpoints())], fileConnectors: [], dataDirectory: directory,
+            workerId: "test", logger: Logger(label: "test"))
         let api = HTTPAPI(
             ingestor: ingestor, state: state, settings: .init(maxBodyBytes: maxBodyBytes, authToken: token),
-            metrics: { ByteBuffer(string: "# metrics\n") })
+            connectors: connectors, metrics: { ByteBuffer(string: "# metrics\n") })
         let app = Application(router: api.router())
         let fixture = Fixture(directory: directory, manager: manager, state: state, app: app)
         try await app.test(.router) { client in try await body(fixture, client) }
@@ -195,6 +200,16 @@ import Testing
             try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
             try await client.execute(uri: "/readyz", method: .get) { #expect($0.status == .ok) }
             try await client.execute(uri: "/metrics", method: .get) { #expect($0.status == .unauthorized) }
+            // The connector API is behind the same token.
+            try await client.execute(uri: "/connectors", method: .get) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/connector-plugins", method: .get) { #expect($0.status == .unauthorized) }
+            try await client.execute(
+                uri: "/connectors", method: .post, headers: [.contentType: "application/json"],
+                body: ByteBuffer(string: #"{"name": "w", "config": {"connector.class": "http-source", "topic": "t"}}"#)
+            ) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/connectors", method: .get, headers: [.authorization: "Bearer s3cret"]) { response in
+                #expect(response.status == .ok && String(buffer: response.body) == "[]", "nothing was created")
+            }
         }
     }
 

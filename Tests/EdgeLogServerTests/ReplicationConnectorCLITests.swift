@@ -3,7 +3,8 @@ import Testing
 
 /// An upstream-sink connector managed with `edgelog connect` against the real daemon and a
 /// real Tansu: loaded from a TOML file at run time, stopped (its checkpoint honoured), its
-/// offsets read and refused while running, resumed, and unloaded with its offsets dropped.
+/// offsets read and refused while running, resumed, reconfigured from a JSON file while data
+/// flows, and unloaded with its offsets dropped.
 @Suite(
     .enabled(
         if: ProcessInfo.processInfo.environment["EDGELOG_IT"] == "1"
@@ -82,9 +83,22 @@ struct ReplicationConnectorCLITests {
         // Resumed from the checkpoint: the 50 new ones, nothing twice.
         #expect(try Self.connect(daemon, ["resume", "central"]).0 == 0)
         try await mqttEventually("150 checkpointed") { try await Self.checkpoints(daemon) == 150 }
-        let upstream = try await readUpstream(bootstrap: tansu.bootstrap, topic: "edge.events", expect: 150, extraWait: 1)
+        // Reconfigured from a file while it runs: a new task with the new settings, from the
+        // checkpoint.
+        let changed = daemon.directory + "/central.json"
+        try """
+            {"connector.class": "upstream-sink", "bootstrap": "\(tansu.bootstrap)", "topic_template": "edge.{topic}",
+             "checkpoint_interval_ms": "200", "retry_backoff_ms": "50", "request_timeout_ms": "5000"}
+            """.write(toFile: changed, atomically: true, encoding: .utf8)
+        let (configured, _, configError) = try Self.connect(daemon, ["config", "central", "-c", changed])
+        #expect(configured == 0, "\(configError)")
+        let (_, shown, _) = try Self.connect(daemon, ["config", "central"])
+        #expect(shown.contains(#""checkpoint_interval_ms" : "200""#), "\(shown)")
+        try await ReplicationDaemonTests.ingest(daemon, start: 150, count: 50)
+        try await mqttEventually("200 checkpointed") { try await Self.checkpoints(daemon) == 200 }
+        let upstream = try await readUpstream(bootstrap: tansu.bootstrap, topic: "edge.events", expect: 200, extraWait: 1)
         let values = ReplicationDaemonTests.values(upstream)
-        #expect(values.count == 150 && Set(values).count == 150, "no duplicates: the checkpoint was honoured")
+        #expect(values.count == 200 && Set(values).count == 200, "no duplicates: the checkpoint was honoured")
 
         // Unload asks what to do with the offsets; without a terminal, it says how to answer.
         let (asked, _, askedError) = try Self.connect(daemon, ["unload", "central"])

@@ -30,6 +30,53 @@ package struct MQTTSourceFamily: ConnectorFamily {
         return MQTTSourceTask(service: service, services: services)
     }
 
+    static func broker(_ spec: ConnectorSpec) -> EdgelogConfig.Broker {
+        guard case .mqtt(var broker, _) = spec.settings else { preconditionFailure("not an mqtt-source: \(spec.type)") }
+        broker.name = spec.name
+        return broker
+    }
+
+    /// The position of an mqtt-source is held by the broker: one persistent session per
+    /// connection (its subscriptions, and the QoS 1 messages queued while edgelog is away).
+    package func offsets(_ spec: ConnectorSpec) throws -> [ConnectorOffset] {
+        let broker = Self.broker(spec)
+        return MQTTRouter.clientIds(clientId: broker.clientId, connections: broker.connections).map { clientId in
+            ConnectorOffset(
+                partition: ["broker": .string("\(broker.host):\(broker.port)"), "client_id": .string(clientId)],
+                offset: ["session": .string("persistent, held by the broker")])
+        }
+    }
+
+    /// Only a reset: the broker forgets the sessions (and what it queued for them), and the
+    /// next start subscribes afresh.
+    package func alterOffsets(_ spec: ConnectorSpec, to offsets: [ConnectorOffset]?) throws -> String {
+        guard offsets == nil else {
+            throw ConnectorRuntimeError(
+                .badRequest, "offsets_not_settable",
+                "an mqtt-source's position is the broker's session; it can only be reset (DELETE .../offsets)")
+        }
+        let broker = Self.broker(spec)
+        let clientIds = MQTTRouter.clientIds(clientId: broker.clientId, connections: broker.connections)
+        do {
+            for clientId in clientIds { try MQTTSessionReset.forget(broker: broker, clientId: clientId) }
+        } catch {
+            throw ConnectorRuntimeError(.unavailable, "broker_unreachable", error.description)
+        }
+        return "the broker \(broker.host):\(broker.port) dropped the sessions of \(clientIds.joined(separator: ", ")) and what it had queued for them"
+    }
+
+    package func removed(_ spec: ConnectorSpec, keepOffsets: Bool) {
+        guard !keepOffsets else { return }
+        do {
+            let done = try alterOffsets(spec, to: nil)
+            logger.info("\(done)")
+        } catch {
+            logger.error(
+                "a deleted mqtt-source's broker session could not be dropped; the broker keeps queuing for it",
+                metadata: ["edgelog.connector": "\(spec.name)", "edgelog.error": "\(error)"])
+        }
+    }
+
     /// Same broker settings, routes subscribing to the same filters: the routes change in
     /// place, without a reconnect.
     package func reconfigure(_ task: any ConnectorTask, to spec: ConnectorSpec) -> Bool {

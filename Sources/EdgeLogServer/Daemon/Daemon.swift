@@ -81,7 +81,7 @@ public enum Daemon {
             let api = HTTPAPI(
                 ingestor: ingestor, state: state,
                 settings: .init(maxBodyBytes: config.http.maxBodyBytes, authToken: config.http.authToken),
-                reporters: [replication, MQTTStatusReporter(mqtt)], loss: loss, connectors: connectors, endpoints: endpoints,
+                reporters: [connectors, replication, MQTTStatusReporter(mqtt)], loss: loss, connectors: connectors, endpoints: endpoints,
                 metrics: {
                     replication.updateMetrics()
                     connectors.updateMetrics()

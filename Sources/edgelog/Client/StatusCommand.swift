@@ -20,6 +20,14 @@ struct StatusCommand: AsyncParsableCommand {
         if let ingest = status["ingest"] as? [String: Any] {
             print("ingest: " + ingest.keys.sorted().map { "\($0) \(ingest[$0] ?? 0) records/s" }.joined(separator: ", "))
         }
+        if let connectors = status["connectors"] as? [[String: Any]], !connectors.isEmpty {
+            // "connectors: http RUNNING, plant FAILED (cannot reach ...)"
+            print("connectors: " + connectors.map { connector in
+                var part = "\(connector["name"] ?? "?") \(connector["state"] ?? "?")"
+                if let error = connector["error"] as? String { part += " (\(error))" }
+                return part
+            }.joined(separator: ", "))
+        }
         for broker in status["mqtt"] as? [[String: Any]] ?? [] {
             print(Self.mqttLine(broker))
         }
