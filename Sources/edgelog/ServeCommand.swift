@@ -63,7 +63,7 @@ struct ConfigCheckCommand: ParsableCommand {
         do {
             let config = try EdgelogConfig.load(file: file)
             print(
-                "\(file): OK (data in \(config.server.dataDirectory), HTTP \(config.http.enabled ? "\(config.http.host):\(config.http.port)" : "off"), \(config.topics.count) topics, \(config.brokers.count) MQTT brokers, \(config.routes.count) routes)")
+                "\(file): OK (data in \(config.server.dataDirectory), HTTP \(config.http.enabled ? "\(config.http.host):\(config.http.port)" : "off"), \(config.topics.count) topics, \(config.brokers.count) MQTT brokers, \(config.routes.count) routes, connectors: \(config.connectors.map { "\($0.name) (\($0.type.rawValue))" }.joined(separator: ", ")))")
         } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             throw ExitCode(1)

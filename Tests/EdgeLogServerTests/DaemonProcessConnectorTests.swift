@@ -200,6 +200,20 @@ struct DaemonProcessConnectorTests {
         #expect(fileOwned.0 == 409 && fileOwned.1.contains("defined_in_file"))
         #expect(try await daemon.request(.GET, "/connectors").1 == #"["http"]"#, "nothing was created or deleted")
 
+        // The types' keys, and Kafka Connect's validation answer naming the key at fault.
+        let keys = try await daemon.request(.GET, "/connector-plugins/mqtt-source/config")
+        #expect(keys.0 == 200 && keys.1.contains(#""name":"client_id""#) && keys.1.contains(#""name":"routes""#))
+        let validated = try await daemon.request(
+            .PUT, "/connector-plugins/mqtt-source/config/validate", contentType: "application/json",
+            body: #"{"connector.class": "mqtt-source", "port": "eighteen", "password": "p", "routes": [{"filter": "a/#", "topic": "sensors"}]}"#)
+        let validation = try Self.json(validated.1)
+        #expect(validated.0 == 200 && validation["error_count"] as? Int == 1)
+        let configs = validation["configs"] as? [[String: Any]] ?? []
+        let port = configs.first { ($0["value"] as? [String: Any])?["name"] as? String == "port" }?["value"] as? [String: Any]
+        #expect((port?["errors"] as? [String])?.first?.contains("expected an integer") == true, "\(validated.1)")
+        #expect(!validated.1.contains(#""p""#), "the password is not shown back")
+        #expect(try await daemon.request(.PUT, "/connector-plugins/ftp-source/config/validate", contentType: "application/json", body: "{}").0 == 404)
+
         // An http-source at run time: its endpoint, paused (503) and resumed.
         #expect(try await post(#"{"name": "webhook", "config": {"connector.class": "http-source", "topic": "sensors"}}"#).0 == 201)
         try await Self.waitForState(daemon, "webhook", "RUNNING")
