@@ -243,6 +243,10 @@ struct DaemonProcessConnectorTests {
             try await daemon.request(.POST, "/v1/ingest/\(name)", contentType: "application/json", body: #"{"records":[{"value":"\#(value)"}]}"#).0
         }
         #expect(try await ingest("hook-a", "a1") == 200)
+        // One made through the API, which reloads leave alone.
+        #expect(try await daemon.request(
+            .POST, "/connectors", contentType: "application/json",
+            body: #"{"name": "api-hook", "config": {"connector.class": "http-source", "topic": "other"}}"#).0 == 201)
         let refused = try await daemon.request(
             .PUT, "/connectors/hook-a/config", contentType: "application/json", body: #"{"connector.class": "http-source", "topic": "other"}"#)
         #expect(refused.0 == 409 && refused.1.contains("defined_in_file") && refused.1.contains("edgelog.toml:"), "\(refused.1)")
@@ -259,12 +263,14 @@ struct DaemonProcessConnectorTests {
         try await Self.waitForState(daemon, "hook-a", "RUNNING")
         #expect(try await ingest("hook-a", "a2") == 200)
         #expect(try await daemon.recordValues("other") == [#""a2""#])
+        #expect(try await daemon.request(.GET, "/connectors").1 == #"["api-hook","hook-a","hook-b","http"]"#)
         #expect(try await ingest("hook-b", "b1") == 200)
 
         // hook-a gone from the file: stopped and forgotten.
         try original.replacingOccurrences(of: hookA, with: "").write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
         kill(daemon.process!.processIdentifier, SIGHUP)
-        try await mqttEventually("hook-a removed") { try await daemon.request(.GET, "/connectors").1 == #"["http"]"# }
+        try await mqttEventually("hook-a removed") { try await daemon.request(.GET, "/connectors").1 == #"["api-hook","http"]"# }
+        try await Self.waitForState(daemon, "api-hook", "RUNNING")
         try await mqttEventually("hook-a's endpoint gone") { try await ingest("hook-a", "a3") == 404 }
         #expect(try await daemon.recordValues("sensors") == [#""a1""#, #""b1""#])
     }
