@@ -128,6 +128,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Streams: processors written in a SQL subset close to ksqlDB and eKuiper.
+        .target(
+            name: "EdgeLogStreams",
+            dependencies: [
+                "EdgeLogCore", "EdgeLogStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Sources: MQTT (a client of the box's broker through libmosquitto).
         .target(
             name: "EdgeLogMQTT",
@@ -216,7 +226,7 @@ let package = Package(
         .executableTarget(
             name: "edgelog-fuzz",
             dependencies: [
-                "EdgeLogKafka", "EdgeLogTOML", "EdgeLogStorage", "EdgeLogInspector", "EdgeLogServer", "EdgeLogCore", "EdgeLogMQTT", "EdgeLogReplication", "EdgeLogKafkaListener", "EdgeLogHTTP",
+                "EdgeLogKafka", "EdgeLogTOML", "EdgeLogStorage", "EdgeLogInspector", "EdgeLogStreams", "EdgeLogServer", "EdgeLogCore", "EdgeLogMQTT", "EdgeLogReplication", "EdgeLogKafkaListener", "EdgeLogHTTP",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -247,7 +257,7 @@ let package = Package(
         .testTarget(
             name: "EdgeLogServerTests",
             dependencies: [
-                "EdgeLogServer", "EdgeLogStorage", "EdgeLogRecords", "EdgeLogKafka", "EdgeLogTOML", "EdgeLogCore", "EdgeLogMQTT", "EdgeLogReplication", "EdgeLogKafkaListener", "EdgeLogHTTP", "EdgeLogConnect",
+                "EdgeLogServer", "EdgeLogStorage", "EdgeLogRecords", "EdgeLogKafka", "EdgeLogTOML", "EdgeLogCore", "EdgeLogMQTT", "EdgeLogReplication", "EdgeLogKafkaListener", "EdgeLogHTTP", "EdgeLogConnect", "EdgeLogStreams",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -14,4 +14,5 @@ nonisolated(unsafe) let fuzzTargets: [String: any FuzzTarget.Type] = [
     "mqtt-route": MQTTRouteFuzzer.self,
     "checkpoint": CheckpointFuzzer.self,
     "segment": SegmentFuzzer.self,
+    "sql": SQLFuzzer.self,
 ]
