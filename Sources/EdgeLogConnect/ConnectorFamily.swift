@@ -8,6 +8,10 @@ public protocol ConnectorFamily: Sendable {
     /// A task for `spec`, not yet running. Throws when it cannot be made (a file it needs is
     /// gone): the connector is FAILED and tried again with backoff.
     func makeTask(_ spec: ConnectorSpec) throws -> any ConnectorTask
+    /// The runtime knows `spec` now (loaded at start, created, added by a reload), whatever its
+    /// state: a paused or stopped connector's offsets may still matter (retention keeps what
+    /// an upstream-sink has not acknowledged).
+    func adopted(_ spec: ConnectorSpec)
     /// The connector's offsets: source positions, sink checkpoints.
     func offsets(_ spec: ConnectorSpec) throws -> [ConnectorOffset]
     /// Sets the given offsets, or resets them all (`nil`); only while the connector is stopped.
@@ -26,6 +30,7 @@ extension ConnectorFamily {
         throw ConnectorRuntimeError(.badRequest, "no_offsets", "a \(type.rawValue) connector keeps no offsets")
     }
     public func removed(_ spec: ConnectorSpec, keepOffsets: Bool) {}
+    public func adopted(_ spec: ConnectorSpec) {}
     public func reconfigure(_ task: any ConnectorTask, to spec: ConnectorSpec) -> Bool { false }
 }
 

@@ -27,23 +27,13 @@ final class ConnectorInstance: Sendable {
         var removed = false
     }
 
-    struct Tuning: Sendable {
-        var backoffMinMs: Int64 = 1_000
-        var backoffMaxMs: Int64 = 60_000
-        /// A task that ran this long before failing starts the backoff over.
-        var healthyRunMs: Int64 = 60_000
-        /// A new task counts as RUNNING once it has run this long (before, RESTARTING or
-        /// UNASSIGNED): one that fails at once is never reported RUNNING.
-        var startGraceMs: Int64 = 1_000
-    }
-
     let family: any ConnectorFamily
-    let tuning: Tuning
+    let tuning: ConnectorRuntime.Tuning
     let logger: Logger
     let state: Mutex<State>
     private let wake = WakeSignal()
 
-    init(spec: ConnectorSpec, target: ConnectorTargetState, family: any ConnectorFamily, tuning: Tuning, logger: Logger) {
+    init(spec: ConnectorSpec, target: ConnectorTargetState, family: any ConnectorFamily, tuning: ConnectorRuntime.Tuning, logger: Logger) {
         self.state = Mutex(State(spec: spec, target: target))
         self.family = family
         self.tuning = tuning
@@ -164,7 +154,7 @@ final class ConnectorInstance: Sendable {
             if ranMs >= tuning.healthyRunMs { state.consecutiveFailures = 0 }
             state.consecutiveFailures += 1
             let exponent = min(state.consecutiveFailures - 1, 20)
-            let delay = min(tuning.backoffMaxMs, tuning.backoffMinMs << Int64(exponent))
+            let delay = min(tuning.restartBackoffMaxMs, tuning.restartBackoffMinMs << Int64(exponent))
             state.phase = .failed
             state.lastError = "\(error)"
             state.lastErrorAtMs = wallClockMs()

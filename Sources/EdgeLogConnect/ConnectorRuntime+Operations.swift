@@ -24,6 +24,7 @@ extension ConnectorRuntime {
             _ = registry.withLock { $0.instances.removeValue(forKey: name) }
             throw ConnectorRuntimeError(.unavailable, "not_persisted", "cannot save the connector: \(error)")
         }
+        family.adopted(spec)
         logger.info("connector created", metadata: ["edgelog.connector": "\(name)", "edgelog.connector.type": "\(type.rawValue)"])
         startSupervisor(instance)
         return spec
@@ -131,12 +132,7 @@ extension ConnectorRuntime {
                     "connector '\(name)' has \(count) offsets; delete with offsets=keep (a connector made again with this name resumes from them) or offsets=drop")
             }
         }
-        let supervisor = registry.withLock { registry -> Task<Void, Never>? in
-            registry.instances[name] = nil
-            return registry.supervisors.removeValue(forKey: name)
-        }
-        instance.update { $0.removed = true }
-        await supervisor?.value
+        await forget(name, instance).value
         do { try store.remove(name) } catch {
             logger.error("cannot remove a deleted connector's file", metadata: ["edgelog.error": "\(error)"])
         }
@@ -181,14 +177,10 @@ extension ConnectorRuntime {
                     logger.info("connector reconfigured by reload", metadata: ["edgelog.connector": "\(name)"])
                 }
             } else {
-                let supervisor = registry.withLock { registry -> Task<Void, Never>? in
-                    registry.instances[name] = nil
-                    return registry.supervisors.removeValue(forKey: name)
-                }
-                instance.update { $0.removed = true }
                 // Its family forgets it once it has stopped (an endpoint then answers 404).
+                let stopped = forget(name, instance)
                 Task {
-                    await supervisor?.value
+                    await stopped.value
                     instance.family.removed(spec, keepOffsets: true)
                 }
                 logger.info("connector removed by reload (offsets kept)", metadata: ["edgelog.connector": "\(name)"])
@@ -208,6 +200,7 @@ extension ConnectorRuntime {
                 return instance
             }
             if let added {
+                family.adopted(spec)
                 startSupervisor(added)
                 logger.info("connector added by reload", metadata: ["edgelog.connector": "\(spec.name)"])
             }
@@ -215,6 +208,17 @@ extension ConnectorRuntime {
     }
 
     // MARK: Helpers
+
+    /// Takes the connector out of the registry and tells its supervisor to stop; the returned
+    /// task ends when its task has stopped.
+    func forget(_ name: String, _ instance: ConnectorInstance) -> Task<Void, Never> {
+        let supervisor = registry.withLock { registry -> Task<Void, Never>? in
+            registry.instances[name] = nil
+            return registry.supervisors.removeValue(forKey: name)
+        }
+        instance.update { $0.removed = true }
+        return Task { await supervisor?.value }
+    }
 
     /// The type (`connector.class` as Kafka Connect's tools send it, or `type`) and the rest.
     static func split(_ config: ConnectorConfig) throws(ConnectorRuntimeError) -> (ConnectorType, ConnectorConfig) {

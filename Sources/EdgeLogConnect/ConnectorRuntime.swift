@@ -10,7 +10,10 @@ public final class ConnectorRuntime: Service, Sendable {
     public struct Tuning: Sendable {
         public var restartBackoffMinMs: Int64 = 1_000
         public var restartBackoffMaxMs: Int64 = 60_000
-        /// How long a new task must run before it is reported RUNNING.
+        /// A task that ran this long before failing starts the backoff over.
+        public var healthyRunMs: Int64 = 60_000
+        /// How long a new task must run before it is reported RUNNING (before, RESTARTING or
+        /// UNASSIGNED): one that fails at once is never reported RUNNING.
         public var startGraceMs: Int64 = 1_000
         public init() {}
     }
@@ -19,7 +22,7 @@ public final class ConnectorRuntime: Service, Sendable {
     let store: ConnectorStore
     let logger: Logger
     let environment: [String: String]
-    let tuning: ConnectorInstance.Tuning
+    let tuning: Tuning
     /// Kafka Connect's `worker_id` in statuses: the address of the API.
     public let workerId: String
 
@@ -41,8 +44,7 @@ public final class ConnectorRuntime: Service, Sendable {
         self.store = ConnectorStore(dataDirectory: dataDirectory)
         self.workerId = workerId
         self.environment = environment
-        self.tuning = .init(
-            backoffMinMs: tuning.restartBackoffMinMs, backoffMaxMs: tuning.restartBackoffMaxMs, startGraceMs: tuning.startGraceMs)
+        self.tuning = tuning
         var logger = logger
         logger[metadataKey: "edgelog.part"] = "connect"
         self.logger = logger
@@ -81,6 +83,7 @@ public final class ConnectorRuntime: Service, Sendable {
             }
         }
         registry.withLock { $0.instances = instances }
+        for instance in instances.values { instance.family.adopted(instance.state.withLock { $0.spec }) }
     }
 
     func makeInstance(_ spec: ConnectorSpec, target: ConnectorTargetState, family: any ConnectorFamily) -> ConnectorInstance {

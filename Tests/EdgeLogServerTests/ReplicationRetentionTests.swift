@@ -1,3 +1,4 @@
+import EdgeLogConnect
 import EdgeLogKafka
 @testable import EdgeLogServer
 import EdgeLogStorage
@@ -70,5 +71,26 @@ import Testing
             upstreams: [try Self.unreachableUpstream(required: false)], manager: manager, logger: Logger(label: "test"))
         manager.applyRetention()
         #expect(partition.logStartOffset > 200, "retention ran as if there were no upstream")
+    }
+
+    /// An upstream-sink connector paused before a restart has no running task, and retention
+    /// still keeps what it has not acknowledged. (Negative control: before `adopted`, only a
+    /// running task registered the replicator, and this deleted down to the end.)
+    @Test func aPausedUpstreamConnectorHoldsRetentionFromTheStart() throws {
+        let directory = NSTemporaryDirectory() + "edgelog-floor-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (manager, partition) = try Self.log(directory: directory)
+        defer { manager.close() }
+        try partition.writeConsumerCheckpoint(named: "replication-central", offset: 200)
+        try FileManager.default.createDirectory(atPath: directory + "/.connectors", withIntermediateDirectories: true)
+        try #"{"name": "central", "type": "upstream-sink", "config": {"bootstrap": ["127.0.0.1:1"]}, "state": "PAUSED"}"#
+            .write(toFile: directory + "/.connectors/central.json", atomically: true, encoding: .utf8)
+        let replication = try ReplicationService(manager: manager, logger: Logger(label: "test"))
+        let runtime = ConnectorRuntime(
+            families: [UpstreamSinkFamily(replication: replication, logger: Logger(label: "test"))], fileConnectors: [],
+            dataDirectory: directory, workerId: "test", logger: Logger(label: "test"))
+        #expect(runtime.names == ["central"])
+        manager.applyRetention()
+        #expect(partition.logStartOffset > 0 && partition.logStartOffset <= 200, "only what the checkpoint passed: \(partition.logStartOffset)")
     }
 }

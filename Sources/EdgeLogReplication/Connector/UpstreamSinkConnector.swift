@@ -33,6 +33,17 @@ package struct UpstreamSinkFamily: ConnectorFamily {
         return UpstreamSinkTask(replicator: replicator)
     }
 
+    /// Retention keeps what this upstream has not acknowledged from the start, also while the
+    /// connector is paused or stopped (its task registers a fresh replicator when it runs).
+    package func adopted(_ spec: ConnectorSpec) {
+        guard replication.replicator(named: spec.name) == nil else { return }
+        do {
+            replication.register(try UpstreamReplicator(upstream: Self.upstream(spec), manager: manager, logger: logger))
+        } catch {
+            logger.error("cannot read an upstream's checkpoints", metadata: ["edgelog.connector": "\(spec.name)", "edgelog.error": "\(error)"])
+        }
+    }
+
     package func offsets(_ spec: ConnectorSpec) throws -> [ConnectorOffset] {
         let name = PartitionShipper.checkpointName(upstream: spec.name)
         var offsets: [ConnectorOffset] = []
@@ -89,8 +100,10 @@ package struct UpstreamSinkFamily: ConnectorFamily {
                 }
             }
         }
-        // The retention floors follow the new checkpoints.
-        replication.register(try UpstreamReplicator(upstream: Self.upstream(spec), manager: manager, logger: logger))
+        // The retention floors follow the new checkpoints (of an upstream still registered).
+        if replication.replicator(named: spec.name) != nil {
+            replication.register(try UpstreamReplicator(upstream: Self.upstream(spec), manager: manager, logger: logger))
+        }
         return offsets == nil
             ? "the connector's offsets were reset: \(changed) checkpoints removed, it replicates every partition from its start"
             : "the connector's offsets were altered: \(changed) partitions"
@@ -109,7 +122,6 @@ package struct UpstreamSinkFamily: ConnectorFamily {
         do { _ = try alterOffsets(spec, to: nil) } catch {
             logger.error("cannot drop a deleted upstream's checkpoints", metadata: ["edgelog.error": "\(error)"])
         }
-        replication.unregister(spec.name)
     }
 }
 

@@ -3,6 +3,7 @@ import EdgeLogCore
 import EdgeLogTOML
 import Foundation
 import NIOCore
+import NIOHTTP1
 
 /// `edgelog connect ...`: the Confluent CLI's connector verbs against the daemon's connector
 /// API (`/connectors`, Kafka Connect's shape).
@@ -241,17 +242,15 @@ struct ConnectStatusCommand: AsyncParsableCommand {
 protocol ConnectActionCommand: AsyncParsableCommand {
     var server: ServerOptions { get }
     var connector: ConnectorName { get }
-    static var method: HTTPMethodName { get }
+    static var method: HTTPMethod { get }
     static var verb: String { get }
     static var done: String { get }
 }
 
-enum HTTPMethodName { case put, post }
-
 extension ConnectActionCommand {
     func run() async throws {
         let path = "/connectors/\(ConnectCommand.path(connector.name))/\(Self.verb)"
-        _ = try await ConnectCommand.withClient(server) { try await $0.call(Self.method == .put ? .PUT : .POST, path) }
+        _ = try await ConnectCommand.withClient(server) { try await $0.call(Self.method, path) }
         print("\(Self.done) connector \(connector.name)")
     }
 }
@@ -260,28 +259,28 @@ struct ConnectPauseCommand: ConnectActionCommand {
     static let configuration = CommandConfiguration(commandName: "pause", abstract: "Pause a connector (its state survives restarts).")
     @OptionGroup var server: ServerOptions
     @OptionGroup var connector: ConnectorName
-    static let method = HTTPMethodName.put, verb = "pause", done = "paused"
+    static let method = HTTPMethod.PUT, verb = "pause", done = "paused"
 }
 
 struct ConnectResumeCommand: ConnectActionCommand {
     static let configuration = CommandConfiguration(commandName: "resume", abstract: "Resume a paused or stopped connector.")
     @OptionGroup var server: ServerOptions
     @OptionGroup var connector: ConnectorName
-    static let method = HTTPMethodName.put, verb = "resume", done = "resumed"
+    static let method = HTTPMethod.PUT, verb = "resume", done = "resumed"
 }
 
 struct ConnectStopCommand: ConnectActionCommand {
     static let configuration = CommandConfiguration(commandName: "stop", abstract: "Stop a connector (its offsets can then be changed).")
     @OptionGroup var server: ServerOptions
     @OptionGroup var connector: ConnectorName
-    static let method = HTTPMethodName.put, verb = "stop", done = "stopped"
+    static let method = HTTPMethod.PUT, verb = "stop", done = "stopped"
 }
 
 struct ConnectRestartCommand: ConnectActionCommand {
     static let configuration = CommandConfiguration(commandName: "restart", abstract: "Restart a connector now (the backoff starts over).")
     @OptionGroup var server: ServerOptions
     @OptionGroup var connector: ConnectorName
-    static let method = HTTPMethodName.post, verb = "restart", done = "restarted"
+    static let method = HTTPMethod.POST, verb = "restart", done = "restarted"
 }
 
 struct ConnectOffsetsCommand: AsyncParsableCommand {
