@@ -183,6 +183,10 @@ extension SQLParser {
             advance()
             try expect(symbol: ")")
             return .cast(value, type.uppercased())
+        case "PARTITION", "TIMESTAMP" where position + 1 < tokens.count && tokens[position + 1].keyword != "BY":
+            // The record's partition and timestamp, outside PARTITION BY and TIMESTAMP BY.
+            advance()
+            return .column(keyword.lowercased())
         default:
             guard !Self.reserved.contains(keyword) else { throw expected("a value, a name or '('") }
             let name = try self.name("a name")
