@@ -85,12 +85,7 @@ struct WindowStore: Sendable {
 
     /// Changes a key's state in place, keeps the byte count, and makes it the most recent.
     mutating func update<T>(_ slot: Int, _ body: (inout KeyState) -> T) -> T {
-        let windowsBefore = slots[slot]!.windows.count
-        let result = body(&slots[slot]!)
-        let bytes = slots[slot]!.estimatedBytes
-        stateBytes += bytes - slots[slot]!.bytes
-        slots[slot]!.bytes = bytes
-        openWindows += slots[slot]!.windows.count - windowsBefore
+        let result = modify(slot, body)
         unlink(slot)
         link(slot)
         return result

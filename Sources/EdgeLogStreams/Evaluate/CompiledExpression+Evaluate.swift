@@ -28,13 +28,9 @@ extension CompiledExpression {
             return Self.text(header.value)
         case .pathOn(let base, let path):
             switch base.evaluate(context) {
-            case .json(let text):
-                var bytes = Array(text.utf8)
-                return bytes.withUnsafeMutableBytes { JSONPathReader.value(in: UnsafeRawBufferPointer($0), at: path) }
-            case .string(let text):
-                // A key or header that holds JSON text can be reached into too.
-                var bytes = Array(text.utf8)
-                return bytes.withUnsafeMutableBytes { JSONPathReader.value(in: UnsafeRawBufferPointer($0), at: path) }
+            // A key or header that holds JSON text can be reached into too.
+            case .json(let text), .string(let text):
+                return Array(text.utf8).withUnsafeBytes { JSONPathReader.value(in: $0, at: path) }
             default: return .null
             }
         case .eventTime: return .int(context.eventTimeMs)
