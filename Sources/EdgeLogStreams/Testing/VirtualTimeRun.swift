@@ -177,13 +177,9 @@ extension VirtualTimeRun {
                 let members = bytes.withUnsafeBytes { JSONPathReader.members($0) }.sorted { $0.name < $1.name }
                 return "{" + members.map { StreamValue.string($0.name).jsonText + ":" + canonical($0.value) }.joined(separator: ",") + "}"
             }
-            var items: [String] = []
-            var index = 0
-            while true {
-                let item = bytes.withUnsafeBytes { JSONPathReader.value(in: $0, at: [.index(index)]) }
-                if item.isNull && (bytes.withUnsafeBytes { JSONPathReader.arrayCount($0) } ?? 0) <= Int64(index) { break }
-                items.append(canonical(item))
-                index += 1
+            let count = Int(bytes.withUnsafeBytes { JSONPathReader.arrayCount($0) } ?? 0)
+            let items = (0..<count).map { index in
+                canonical(bytes.withUnsafeBytes { JSONPathReader.value(in: $0, at: [.index(index)]) })
             }
             return "[" + items.joined(separator: ",") + "]"
         default: return value.jsonText
