@@ -136,6 +136,8 @@ let package = Package(
                 "EdgeLogCore", "EdgeLogStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "HeapModule", package: "swift-collections"),
             ],
             swiftSettings: swiftSettings
@@ -185,7 +187,7 @@ let package = Package(
         .target(
             name: "EdgeLogHTTP",
             dependencies: [
-                "EdgeLogCore", "EdgeLogConnect", "EdgeLogStorage",
+                "EdgeLogCore", "EdgeLogConnect", "EdgeLogStorage", "EdgeLogStreams",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -199,7 +201,7 @@ let package = Package(
             name: "EdgeLogServer",
             dependencies: [
                 "EdgeLogStorage", "EdgeLogKafka", "EdgeLogTOML", "EdgeLogCore", "EdgeLogMQTT", "EdgeLogReplication",
-                "EdgeLogKafkaListener", "EdgeLogHTTP", "EdgeLogConnect",
+                "EdgeLogKafkaListener", "EdgeLogHTTP", "EdgeLogConnect", "EdgeLogStreams",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -213,7 +215,7 @@ let package = Package(
             name: "edgelog",
             dependencies: [
                 "EdgeLogStorage", "EdgeLogServer", "EdgeLogCore", "EdgeLogMQTT", "EdgeLogReplication", "EdgeLogKafkaListener", "EdgeLogHTTP", "EdgeLogKafka", "EdgeLogConnect",
-                "EdgeLogTOML", "EdgeLogInspector",
+                "EdgeLogTOML", "EdgeLogInspector", "EdgeLogStreams",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -236,7 +238,11 @@ let package = Package(
         ),
         .testTarget(
             name: "EdgeLogStreamsTests",
-            dependencies: ["EdgeLogStreams"],
+            dependencies: [
+                "EdgeLogStreams", "EdgeLogStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -4,6 +4,7 @@ import Foundation
 public import Hummingbird
 import NIOCore
 public import EdgeLogCore
+public import EdgeLogStreams
 
 /// The HTTP API: ingest, reads, topic administration, probes and metrics.
 ///
@@ -37,13 +38,16 @@ public struct HTTPAPI: Sendable {
     let connectors: ConnectorRuntime?
     /// The HTTP ingest endpoints open now; nil: /v1/topics/{topic}/records always takes data.
     let endpoints: HTTPIngestEndpoints?
+    /// The stream processors (the API at /v1/processors); nil: no processor API.
+    let processors: StreamsRuntime?
     let startedAt = Date()
 
     package init(
         ingestor: Ingestor, state: DaemonState, settings: Settings, reporters: [any StatusReporter] = [],
         loss: LossRecorder? = nil, connectors: ConnectorRuntime? = nil, endpoints: HTTPIngestEndpoints? = nil,
-        metrics: (@Sendable () -> ByteBuffer)?
+        processors: StreamsRuntime? = nil, metrics: (@Sendable () -> ByteBuffer)?
     ) {
+        self.processors = processors
         self.loss = loss
         self.connectors = connectors
         self.endpoints = endpoints
@@ -81,6 +85,7 @@ public struct HTTPAPI: Sendable {
             return try await produce(request, topic: topic, endpoint: name)
         }
         if let connectors { addConnectorRoutes(router, connectors) }
+        if let processors { addProcessorRoutes(router, processors) }
         router.get("v1/topics/:topic/partitions/:partition/records") { request, context in try read(request, context) }
         router.get("v1/topics") { _, _ in listTopics() }
         router.post("v1/topics") { request, _ in try await createTopic(request) }

@@ -170,6 +170,18 @@ extension EdgelogConfig {
             config.upstreams.append(upstream)
             upstreamTables.append(table)
         }
+        var processorNames: Set<String> = []
+        for table in try reader.tables("processors") {
+            guard let query = try table.string("query"), !query.isEmpty else {
+                throw table.error(nil, "a processor needs a query (CREATE STREAM name AS SELECT ...)")
+            }
+            let name = try table.string("name")
+            if let name {
+                guard processorNames.insert(name).inserted else { throw table.error("name", "processor '\(name)' is listed twice") }
+            }
+            try table.rejectUnknownKeys()
+            config.processors.append(.init(name: name, query: query))
+        }
         try readConnectors(
             reader, file: file, brokers: brokerTables, routes: routeTables, upstreams: upstreamTables,
             environment: environment, into: &config)

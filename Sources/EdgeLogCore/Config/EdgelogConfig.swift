@@ -57,6 +57,18 @@ public struct EdgelogConfig: Sendable, Equatable {
         public var retentionCheckIntervalMs: Int64 = 60_000
     }
 
+    /// A stream processor of the file: its query, and the name it must have (when given, it
+    /// is checked against the query's CREATE STREAM name).
+    public struct Processor: Sendable, Equatable {
+        public var name: String?
+        public var query: String
+
+        public init(name: String?, query: String) {
+            self.name = name
+            self.query = query
+        }
+    }
+
     public struct Topic: Sendable, Equatable {
         public var name: String
         public var partitions: Int32
@@ -159,7 +171,13 @@ public struct EdgelogConfig: Sendable, Equatable {
             topicTemplate.replacingOccurrences(of: "{topic}", with: topic).replacingOccurrences(of: "{site}", with: site)
         }
 
-        public func replicates(_ topic: String) -> Bool { topics.isEmpty || topics.contains(topic) }
+        /// The listed topics, or every topic but the processors' commit topics (their
+        /// bookkeeping, of no use upstream).
+        public func replicates(_ topic: String) -> Bool {
+            topics.isEmpty ? !topic.hasPrefix(Self.processorCommitTopicPrefix) : topics.contains(topic)
+        }
+
+        public static let processorCommitTopicPrefix = "_edgelog.streams."
     }
 
     public var server = Server()
@@ -170,6 +188,7 @@ public struct EdgelogConfig: Sendable, Equatable {
     public var brokers: [Broker] = []
     public var routes: [Route] = []
     public var upstreams: [Upstream] = []
+    public var processors: [Processor] = []
     /// Every connector the file defines: the HTTP endpoint, the brokers, the upstreams and
     /// the `[[connectors]]` tables (see `EdgelogConfig+Connectors.swift`).
     public var connectors: [ConnectorSpec] = []

@@ -12,6 +12,7 @@ import EdgeLogReplication
 import EdgeLogKafkaListener
 import EdgeLogHTTP
 import EdgeLogConnect
+import EdgeLogStreams
 
 /// `edgelog serve`: opens (and recovers) the log, then runs the HTTP API, the MQTT
 /// connections and the systemd integration as one service group until SIGTERM/SIGINT, when it
@@ -70,6 +71,9 @@ public enum Daemon {
             fileConnectors: config.connectors, dataDirectory: config.server.dataDirectory,
             workerId: "\(config.http.host):\(config.http.port)", environment: ProcessInfo.processInfo.environment, logger: logger)
         services.append(connectors)
+        // After the log, so that processors finish their commit and snapshot before it closes.
+        let processors = StreamsRuntime(manager: manager, fileProcessors: config.processors, logger: logger)
+        services.append(processors)
         if config.kafka.enabled { services.append(KafkaListener(config: config, manager: manager, logger: logger)) }
         let markReady: @Sendable () -> Void = {
             guard state.phase == .starting else { return }
@@ -82,9 +86,11 @@ public enum Daemon {
                 ingestor: ingestor, state: state,
                 settings: .init(maxBodyBytes: config.http.maxBodyBytes, authToken: config.http.authToken),
                 reporters: [connectors, replication, MQTTStatusReporter(mqtt)], loss: loss, connectors: connectors, endpoints: endpoints,
+                processors: processors,
                 metrics: {
                     replication.updateMetrics()
                     connectors.updateMetrics()
+                    processors.updateMetrics()
                     diskGauge.record(manager.budget?.usedBytes ?? FileSystem.usedBytes(under: config.server.dataDirectory))
                     var bytes: [UInt8] = []
                     registry.emit(into: &bytes)

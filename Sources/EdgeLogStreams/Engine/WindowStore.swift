@@ -117,6 +117,19 @@ struct WindowStore: Sendable {
     /// The least recently updated key.
     var leastRecent: Int? { oldest >= 0 ? oldest : nil }
 
+    /// Every key's slot, least recently updated first: the order a snapshot keeps, so that a
+    /// restored store evicts the same keys as the one saved.
+    var slotsLeastRecentFirst: [Int] {
+        var order: [Int] = []
+        order.reserveCapacity(keyCount)
+        var slot = oldest
+        while slot >= 0 {
+            order.append(slot)
+            slot = newer[slot]
+        }
+        return order
+    }
+
     mutating func schedule(_ deadline: Deadline) { deadlines.insert(deadline) }
 
     /// The next deadline at or before `watermarkMs`, taken off the heap.
