@@ -58,6 +58,7 @@ extension ProcessorRunner {
         guard let commitLog else { throw StorageError.closed }
         _ = try await commitLog.append([Record(timestamp: wallClockMs, value: commit.encoded())])
         pendingSteps = []
+        try crash(.afterCommit)
         try await append(groups)
         let elapsed = ContinuousClock.now - started
         shared.withLock {
@@ -69,6 +70,14 @@ extension ProcessorRunner {
     /// Appends every group at once (one fsync per partition, side by side) and waits for all.
     func append(_ groups: [OutputGroup]) async throws {
         let logs = try groups.map { group throws(StorageError) in try manager.partition(topic: group.topic, group.partition) }
+        if tuning.crashAt != nil {
+            // One after the other, so that a test can stop between two.
+            for (log, group) in zip(logs, groups) {
+                _ = try await log.append(group.records)
+                try crash(.betweenOutputPartitions)
+            }
+            return
+        }
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             for (log, group) in zip(logs, groups) {
                 tasks.addTask { _ = try await log.append(group.records) }

@@ -184,6 +184,7 @@ extension ProcessorRunner {
             query: plan.query, nextCommitOffset: commitLog.logEndOffset, positions: positions, state: processor.encodeState())
         let bytes = snapshot.encoded()
         if FileSystem.exists(snapshotPath) { try FileSystem.rename(snapshotPath, to: previousSnapshotPath) }
+        try crash(.midSnapshot)
         try FileSystem.writeAtomically(bytes, to: snapshotPath)
         pendingSteps = []
         recordsSinceSnapshot = 0

@@ -25,7 +25,28 @@ public final class ProcessorRunner: @unchecked Sendable {
         /// How long a cycle with nothing to read waits for input before it looks again.
         public var pollMs: Int64 = 1_000
         public var retryBackoffMs: Int64 = 1_000
+        /// Tests only: asked at each point where a crash would leave work half done; true makes
+        /// the runner fail there and start over from what is on disk, as after a kill -9.
+        public var crashAt: (@Sendable (CrashPoint) -> Bool)?
         public init() {}
+    }
+
+    public enum CrashPoint: Sendable, Equatable {
+        /// The commit is durable, no output appended.
+        case afterCommit
+        /// Some of a commit's output partitions appended, not all.
+        case betweenOutputPartitions
+        /// The old snapshot renamed aside, the new one not written.
+        case midSnapshot
+    }
+
+    struct InjectedCrash: Error, CustomStringConvertible {
+        var point: CrashPoint
+        var description: String { "injected crash at \(point)" }
+    }
+
+    func crash(_ point: CrashPoint) throws {
+        if let crashAt = tuning.crashAt, crashAt(point) { throw InjectedCrash(point: point) }
     }
 
     public let name: String
