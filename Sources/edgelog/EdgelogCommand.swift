@@ -18,6 +18,7 @@ struct Edgelog: AsyncParsableCommand {
             StatusCommand.self,
             ReplicationCommand.self,
             ConnectCommand.self,
+            StreamsCommand.self,
             ProduceCommand.self,
             ConsumeCommand.self,
             TopicsCommand.self,

@@ -3,6 +3,7 @@ import EdgeLogServer
 import Foundation
 public import Logging
 import EdgeLogCore
+import EdgeLogStreams
 
 /// `edgelog serve`: the daemon.
 struct ServeCommand: AsyncParsableCommand {
@@ -39,6 +40,10 @@ struct ServeCommand: AsyncParsableCommand {
             logger.critical("invalid configuration: \(error)")
             throw ExitCode(78)  // EX_CONFIG: systemd does not restart-loop on it with RestartPreventExitStatus
         }
+        do { try ConfigCheckCommand.checkProcessors(settings, file: config ?? "embedded defaults") } catch {
+            logger.critical("invalid configuration: \(error)")
+            throw ExitCode(78)
+        }
         if let dataDir { settings.server.dataDirectory = dataDir }
         try await Daemon.run(config: settings, configPath: config, logger: logger)
     }
@@ -62,11 +67,30 @@ struct ConfigCheckCommand: ParsableCommand {
     func run() throws {
         do {
             let config = try EdgelogConfig.load(file: file)
+            try Self.checkProcessors(config, file: file)
             print(
-                "\(file): OK (data in \(config.server.dataDirectory), HTTP \(config.http.enabled ? "\(config.http.host):\(config.http.port)" : "off"), \(config.topics.count) topics, \(config.brokers.count) MQTT brokers, \(config.routes.count) routes, connectors: \(config.connectors.map { "\($0.name) (\($0.type.rawValue))" }.joined(separator: ", ")))")
+                "\(file): OK (data in \(config.server.dataDirectory), HTTP \(config.http.enabled ? "\(config.http.host):\(config.http.port)" : "off"), \(config.topics.count) topics, \(config.brokers.count) MQTT brokers, \(config.routes.count) routes, \(config.processors.count) processors, connectors: \(config.connectors.map { "\($0.name) (\($0.type.rawValue))" }.joined(separator: ", ")))")
         } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             throw ExitCode(1)
         }
     }
+
+    /// Every `[[processors]]` query plans (the TOML reader cannot judge SQL).
+    static func checkProcessors(_ config: EdgelogConfig, file: String) throws {
+        var names: Set<String> = []
+        for (index, processor) in config.processors.enumerated() {
+            let plan: ProcessorPlan
+            do { plan = try StreamsRuntime.plan(processor.query, expectedName: processor.name) } catch {
+                throw ProcessorConfigError(description: "\(file): processors[\(index)]: \(error)")
+            }
+            guard names.insert(plan.name).inserted else {
+                throw ProcessorConfigError(description: "\(file): processors[\(index)]: processor '\(plan.name)' is defined twice")
+            }
+        }
+    }
+}
+
+struct ProcessorConfigError: Error, CustomStringConvertible {
+    var description: String
 }
