@@ -170,6 +170,14 @@ extension EdgelogConfig {
             config.upstreams.append(upstream)
             upstreamTables.append(table)
         }
+        if let streams = try reader.table("streams") {
+            if let records = try streams.int("cycle_records", in: 1...1_000_000) { config.streams.cycleRecords = records }
+            if let interval = try streams.int("snapshot_interval_ms", in: 0...86_400_000) {
+                config.streams.snapshotIntervalMs = Int64(interval)
+            }
+            if let records = try streams.int("snapshot_records", in: 1...1_000_000_000) { config.streams.snapshotRecords = Int64(records) }
+            try streams.rejectUnknownKeys()
+        }
         var processorNames: Set<String> = []
         for table in try reader.tables("processors") {
             guard let query = try table.string("query"), !query.isEmpty else {

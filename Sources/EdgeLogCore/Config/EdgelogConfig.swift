@@ -57,6 +57,17 @@ public struct EdgelogConfig: Sendable, Equatable {
         public var retentionCheckIntervalMs: Int64 = 60_000
     }
 
+    /// How every processor runs (`[streams]`).
+    public struct Streams: Sendable, Equatable {
+        /// Records read from one input partition per cycle: larger for throughput, smaller
+        /// for shorter commits.
+        public var cycleRecords = 4096
+        /// A snapshot once this long has passed with input processed since the last one…
+        public var snapshotIntervalMs: Int64 = 10_000
+        /// …or once this many records were processed: what a restart replays at most.
+        public var snapshotRecords: Int64 = 200_000
+    }
+
     /// A stream processor of the file: its query, and the name it must have (when given, it
     /// is checked against the query's CREATE STREAM name).
     public struct Processor: Sendable, Equatable {
@@ -189,6 +200,7 @@ public struct EdgelogConfig: Sendable, Equatable {
     public var routes: [Route] = []
     public var upstreams: [Upstream] = []
     public var processors: [Processor] = []
+    public var streams = Streams()
     /// Every connector the file defines: the HTTP endpoint, the brokers, the upstreams and
     /// the `[[connectors]]` tables (see `EdgelogConfig+Connectors.swift`).
     public var connectors: [ConnectorSpec] = []

@@ -72,7 +72,12 @@ public enum Daemon {
             workerId: "\(config.http.host):\(config.http.port)", environment: ProcessInfo.processInfo.environment, logger: logger)
         services.append(connectors)
         // After the log, so that processors finish their commit and snapshot before it closes.
-        let processors = StreamsRuntime(manager: manager, fileProcessors: config.processors, logger: logger)
+        var streamsTuning = ProcessorRunner.Tuning()
+        streamsTuning.cycleRecords = config.streams.cycleRecords
+        streamsTuning.snapshotIntervalMs = config.streams.snapshotIntervalMs
+        streamsTuning.snapshotRecords = config.streams.snapshotRecords
+        streamsTuning.pauseAfterCommitMs = Int64(ProcessInfo.processInfo.environment["EDGELOG_STREAMS_TEST_COMMIT_PAUSE_MS"] ?? "") ?? 0
+        let processors = StreamsRuntime(manager: manager, fileProcessors: config.processors, tuning: streamsTuning, logger: logger)
         services.append(processors)
         if config.kafka.enabled { services.append(KafkaListener(config: config, manager: manager, logger: logger)) }
         let markReady: @Sendable () -> Void = {

@@ -59,6 +59,7 @@ extension ProcessorRunner {
         _ = try await commitLog.append([Record(timestamp: wallClockMs, value: commit.encoded())])
         pendingSteps = []
         try crash(.afterCommit)
+        if tuning.pauseAfterCommitMs > 0 { try? await Task.sleep(for: .milliseconds(tuning.pauseAfterCommitMs)) }
         try await append(groups)
         let elapsed = ContinuousClock.now - started
         shared.withLock {

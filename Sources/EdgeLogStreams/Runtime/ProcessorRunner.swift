@@ -28,6 +28,9 @@ public final class ProcessorRunner: @unchecked Sendable {
         /// Tests only: asked at each point where a crash would leave work half done; true makes
         /// the runner fail there and start over from what is on disk, as after a kill -9.
         public var crashAt: (@Sendable (CrashPoint) -> Bool)?
+        /// Tests only: a pause between a durable commit and its outputs, so that a test's
+        /// kill -9 lands there often (the daemon reads EDGELOG_STREAMS_TEST_COMMIT_PAUSE_MS).
+        public var pauseAfterCommitMs: Int64 = 0
         public init() {}
     }
 
