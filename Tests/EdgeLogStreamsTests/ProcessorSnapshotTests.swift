@@ -19,6 +19,7 @@ import Testing
         "CREATE STREAM s AS SELECT key, count(*) AS n, avg(t) AS mean FROM sensors WINDOW COUNT (3) GROUP BY key",
         "CREATE STREAM s WITH (MAX_KEYS = 3) AS SELECT key, count(*) AS n FROM sensors WINDOW TUMBLING (SIZE 30 SECONDS) GROUP BY key",
         "CREATE STREAM s AS SELECT key, upper(key) AS k, t * 2 AS double_t FROM sensors WHERE t > 3",
+        "CREATE STREAM s WITH (MAX_KEYS = 4) AS SELECT key, t FROM sensors DEDUPE BY t WITHIN 5 SECONDS THROTTLE 3 PER 4 SECONDS DEADBAND c BY 2 EVERY 6 SECONDS",
     ]
 
     /// Out-of-order readings of 6 keys over 2 partitions, with a few late ones and a counter.

@@ -10,6 +10,10 @@ public struct ProcessorMetrics: Sendable, Equatable {
     public var lateDropped: Int64 = 0
     public var lateToSideTopic: Int64 = 0
     public var lateUpdates: Int64 = 0
+    /// Records DEDUPE found seen, THROTTLE found over the rate, DEADBAND found unmoved.
+    public var deduplicated: Int64 = 0
+    public var throttled: Int64 = 0
+    public var deadbanded: Int64 = 0
     /// Records sent to the dead-letter topic: event time too far in the future, or none at all.
     public var deadLettered: Int64 = 0
     /// Keys evicted at the state bound (their windows emitted early, flagged partial).

@@ -97,11 +97,21 @@ public final class StreamProcessor {
                 }
             }
         }
+        var keyVerdict = KeyFilterVerdict.pass
+        if passes, let filters = plan.keyFilters {
+            keyVerdict = applyKeyFilters(filters, key: filterKey(record), eventTimeMs: eventTimeMs, into: &outputs)
+            if keyVerdict == .pause {
+                metrics.pauses += 1
+                return .paused
+            }
+        }
         metrics.recordsIn += 1
         sequence += 1
         advanceClock(record, eventTimeMs, into: &outputs, closing: false)
         if !passes {
             metrics.filtered += 1
+        } else if keyVerdict != .pass {
+            // Counted by the filter that dropped it.
         } else {
             switch plan.shape {
             case .stateless(let columns, let star, let passThrough, let partitionBy):
@@ -193,6 +203,13 @@ public final class StreamProcessor {
         inputClocks[input] = clock
         updateWatermark()
         if closing { closeWindows(into: &outputs) }
+    }
+
+    /// The key DEDUPE, THROTTLE and DEADBAND keep state by: the PARTITION BY value, else the
+    /// record's key.
+    func filterKey(_ record: StreamRecord) -> String {
+        if case .stateless(_, _, _, let partitionBy?) = plan.shape { return partitionBy.evaluate(context).text }
+        return record.key.map { String(decoding: $0, as: UTF8.self) } ?? ""
     }
 
     func updateWatermark() {

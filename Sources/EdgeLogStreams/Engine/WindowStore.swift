@@ -19,11 +19,14 @@ struct KeyState: Sendable, Equatable {
     var windows: [Int64: WindowState] = [:]
     /// Count windows: how many have been completed, so each has its own number.
     var completedCountWindows: Int64 = 0
+    /// DEDUPE, THROTTLE and DEADBAND's memory of this key (stateless queries only).
+    var filter: KeyFilterState?
     var bytes = 0
 
     var estimatedBytes: Int {
         var total = 96 + keyText.utf8.count + groups.reduce(0) { $0 + $1.estimatedBytes }
         for window in windows.values { total += 64 + window.aggregates.reduce(0) { $0 + $1.estimatedBytes } }
+        if let filter { total += filter.estimatedBytes }
         return total
     }
 }

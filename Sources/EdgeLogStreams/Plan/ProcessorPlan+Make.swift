@@ -37,6 +37,25 @@ extension ProcessorPlan {
         let timestampBy = try select.timestampBy.map { (expression) throws(StreamPlanError) in try compiler.compile(expression, .record) }
 
         let grouped = !select.groupBy.isEmpty || select.window != nil
+        var keyFilters: KeyFilters? = nil
+        if select.dedupe != nil || select.throttle != nil || select.deadband != nil {
+            if grouped { throw StreamPlanError("DEDUPE, THROTTLE and DEADBAND filter records one by one: not with GROUP BY or WINDOW") }
+            var filters = KeyFilters()
+            if let dedupe = select.dedupe {
+                filters.dedupeId = try compiler.compile(dedupe.id, .record)
+                filters.dedupeWithinMs = dedupe.within.milliseconds
+            }
+            if let throttle = select.throttle {
+                filters.throttleCount = throttle.count
+                filters.throttlePerMs = throttle.per.milliseconds
+            }
+            if let deadband = select.deadband {
+                filters.deadbandValue = try compiler.compile(deadband.value, .record)
+                filters.deadbandThreshold = deadband.threshold
+                filters.deadbandEveryMs = deadband.every?.milliseconds
+            }
+            keyFilters = filters
+        }
         let shape: Shape
         var emit = statement.emit
         if grouped {
@@ -107,7 +126,7 @@ extension ProcessorPlan {
         } else {
             onStateFull = .evict
         }
-        return ProcessorPlan(
+        var plan = ProcessorPlan(
             name: statement.name, query: query, inputs: select.sources, outputTopic: outputTopic,
             deadLetterTopic: try topic(properties["DEAD_LETTER_TOPIC"], "DEAD_LETTER_TOPIC") ?? outputTopic + ".dead-letter",
             emit: emit ?? .changes, shape: shape, filter: filter, timestampBy: timestampBy,
@@ -117,6 +136,9 @@ extension ProcessorPlan {
             maxKeys: try count(properties["MAX_KEYS"], "MAX_KEYS") ?? defaultMaxKeys,
             maxStateBytes: try count(properties["MAX_STATE_BYTES"], "MAX_STATE_BYTES") ?? defaultMaxStateBytes,
             onStateFull: onStateFull)
+        plan.keyFilters = keyFilters
+        plan.estimatedKeyBytes = plan.estimateKeyBytes()
+        return plan
     }
 
     /// The output name of a column: its alias, else the name it reads (`t` for `value->'t'`),

@@ -21,6 +21,18 @@ public struct ProcessorPlan: Sendable {
         case pause
     }
 
+    /// Per-key filters of a stateless query, applied after WHERE in this order. The key is
+    /// the PARTITION BY value, else the record's key.
+    struct KeyFilters: Sendable {
+        var dedupeId: CompiledExpression?
+        var dedupeWithinMs: Int64 = 0
+        var throttleCount: Int64?
+        var throttlePerMs: Int64 = 0
+        var deadbandValue: CompiledExpression?
+        var deadbandThreshold: Double = 0
+        var deadbandEveryMs: Int64?
+    }
+
     struct OutputColumn: Sendable {
         var name: String
         var expression: CompiledExpression
@@ -44,6 +56,7 @@ public struct ProcessorPlan: Sendable {
     public var emit: SQLCreateStream.Emit
     var shape: Shape
     var filter: CompiledExpression?
+    var keyFilters: KeyFilters?
     var timestampBy: CompiledExpression?
     public var outOfOrderMs: Int64
     public var graceMs: Int64
@@ -53,6 +66,11 @@ public struct ProcessorPlan: Sendable {
     public var maxKeys: Int
     public var maxStateBytes: Int
     public var onStateFull: StateFullPolicy
+    /// The planner's estimate of one key's state at its largest (its windows open at once,
+    /// each aggregate at its own bound), and so of the whole state under MAX_KEYS, capped by
+    /// MAX_STATE_BYTES: what `edgelog streams describe` shows before any record is read.
+    public var estimatedKeyBytes = 0
+    public var estimatedStateBytes: Int { isStateless && keyFilters == nil ? 0 : min(maxStateBytes, maxKeys.multipliedReportingOverflow(by: estimatedKeyBytes).partialValue) }
 
     public var isWindowed: Bool {
         if case .aggregate(_, _, let window, _, _) = shape { return window != nil }

@@ -96,6 +96,7 @@ public final class ProcessorRunner: @unchecked Sendable {
             $0.query = plan.query
             $0.outputTopic = plan.outputTopic
             $0.inputs = plan.inputs
+            $0.estimatedStateBytes = plan.estimatedStateBytes
         }
     }
 

@@ -21,6 +21,8 @@ public struct ProcessorStatus: Sendable, Equatable {
     public var query = ""
     public var inputs: [String] = []
     public var outputTopic = ""
+    /// The planner's estimate of the state at its bound (see `ProcessorPlan.estimatedKeyBytes`).
+    public var estimatedStateBytes = 0
     public var phase = Phase.starting
     public var lastError: String?
     public var errors: Int64 = 0

@@ -16,7 +16,8 @@ extension StreamsRuntime {
                 ("in", metrics.recordsIn), ("out", metrics.recordsOut), ("filtered", metrics.filtered), ("late", metrics.late),
                 ("late_dropped", metrics.lateDropped), ("late_side_topic", metrics.lateToSideTopic),
                 ("late_update", metrics.lateUpdates), ("dead_lettered", metrics.deadLettered),
-                ("dropped_new_key", metrics.droppedNewKeys),
+                ("dropped_new_key", metrics.droppedNewKeys), ("deduplicated", metrics.deduplicated),
+                ("throttled", metrics.throttled), ("deadbanded", metrics.deadbanded),
             ]
             for (kind, count) in records {
                 Gauge(label: "edgelog_processor_records", dimensions: [processor, ("kind", kind)]).record(count)

@@ -1,6 +1,7 @@
 /// Parses the processor language: one `CREATE STREAM name [WITH (...)] AS SELECT ...
 /// FROM topic [, topic] [TIMESTAMP BY expr] [WINDOW ...] [WHERE ...] [GROUP BY ...]
-/// [HAVING ...] [PARTITION BY ...] [EMIT CHANGES | EMIT FINAL] [;]`.
+/// [HAVING ...] [PARTITION BY ...] [DEDUPE BY id WITHIN t] [THROTTLE n PER t]
+/// [DEADBAND expr BY threshold [EVERY t]] [EMIT CHANGES | EMIT FINAL] [;]`.
 ///
 /// Hand-written recursive descent rather than a parser-combinator library: every error names
 /// the line and column and what was expected there, and the language is small.
@@ -68,7 +69,7 @@ public struct SQLParser {
     static let reserved: Set<String> = [
         "SELECT", "FROM", "WHERE", "GROUP", "BY", "HAVING", "WINDOW", "EMIT", "PARTITION", "TIMESTAMP", "AS", "AND", "OR",
         "NOT", "IS", "NULL", "IN", "BETWEEN", "LIKE", "CASE", "WHEN", "THEN", "ELSE", "END", "CAST", "TRUE", "FALSE",
-        "CREATE", "STREAM", "WITH",
+        "CREATE", "STREAM", "WITH", "DEDUPE", "THROTTLE", "DEADBAND",
     ]
 
     /// A name: a bare word that is not reserved, or a quoted name.
@@ -162,6 +163,34 @@ public struct SQLParser {
                 try expect(keyword: "BY")
                 try once(select.partitionBy == nil, "PARTITION BY", clause)
                 select.partitionBy = try expression()
+            } else if accept(keyword: "DEDUPE") {
+                try expect(keyword: "BY")
+                try once(select.dedupe == nil, "DEDUPE", clause)
+                let id = try expression()
+                try expect(keyword: "WITHIN")
+                select.dedupe = SQLDedupe(id: id, within: try duration())
+            } else if accept(keyword: "THROTTLE") {
+                try once(select.throttle == nil, "THROTTLE", clause)
+                guard case .integer(let count) = current.kind, count > 0 else { throw expected("a positive number of records") }
+                advance()
+                try expect(keyword: "PER")
+                select.throttle = SQLThrottle(count: count, per: try duration())
+            } else if accept(keyword: "DEADBAND") {
+                try once(select.deadband == nil, "DEADBAND", clause)
+                let value = try expression()
+                try expect(keyword: "BY")
+                let thresholdToken = current
+                let threshold: Double
+                switch current.kind {
+                case .integer(let number): threshold = Double(number)
+                case .decimal(let number): threshold = number
+                default: throw expected("a threshold (a number)")
+                }
+                advance()
+                guard threshold >= 0 else { throw error("a deadband's threshold cannot be negative", at: thresholdToken) }
+                var every: SQLDuration? = nil
+                if accept(keyword: "EVERY") { every = try duration() }
+                select.deadband = SQLDeadband(value: value, threshold: threshold, every: every)
             } else {
                 break
             }

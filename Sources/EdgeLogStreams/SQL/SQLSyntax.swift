@@ -67,6 +67,28 @@ public struct SQLSelectItem: Equatable, Sendable {
     public var alias: String?
 }
 
+/// `DEDUPE BY id WITHIN 10 MINUTES`: per key, a record whose id was seen within the time
+/// (by event time) is dropped.
+public struct SQLDedupe: Equatable, Sendable {
+    public var id: SQLExpression
+    public var within: SQLDuration
+}
+
+/// `THROTTLE 10 PER 1 MINUTE`: per key, at most that many records per window of event time.
+public struct SQLThrottle: Equatable, Sendable {
+    public var count: Int64
+    public var per: SQLDuration
+}
+
+/// `DEADBAND $.t BY 0.5 [EVERY 5 MINUTES]`: per key, a record passes when its value moved
+/// more than the threshold from the last one that passed, or (with EVERY) when that one is
+/// at least the time older.
+public struct SQLDeadband: Equatable, Sendable {
+    public var value: SQLExpression
+    public var threshold: Double
+    public var every: SQLDuration?
+}
+
 public struct SQLSelect: Equatable, Sendable {
     public var items: [SQLSelectItem]
     public var sources: [String]
@@ -77,6 +99,9 @@ public struct SQLSelect: Equatable, Sendable {
     public var groupBy: [SQLExpression]
     public var having: SQLExpression?
     public var partitionBy: SQLExpression?
+    public var dedupe: SQLDedupe? = nil
+    public var throttle: SQLThrottle? = nil
+    public var deadband: SQLDeadband? = nil
 }
 
 public struct SQLCreateStream: Equatable, Sendable {

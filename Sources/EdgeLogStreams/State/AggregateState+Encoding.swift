@@ -118,6 +118,22 @@ extension KeyState {
             buffer.writeStateInt(Int64(window.aggregates.count))
             for aggregate in window.aggregates { aggregate.encode(into: &buffer) }
         }
+        if let filter {
+            buffer.writeStateByte(1)
+            buffer.writeStateInt(Int64(filter.seen.count))
+            for id in filter.seen.keys.sorted() {
+                buffer.writeStateText(id)
+                buffer.writeStateInt(filter.seen[id]!)
+            }
+            buffer.writeStateInt(Int64(filter.pruneAt))
+            buffer.writeStateInt(filter.throttleStartMs)
+            buffer.writeStateInt(filter.throttlePassed)
+            buffer.writeStateByte(filter.lastValue == nil ? 0 : 1)
+            if let value = filter.lastValue { buffer.writeStateDouble(value) }
+            buffer.writeStateOptionalInt(filter.lastPassedMs)
+        } else {
+            buffer.writeStateByte(0)
+        }
     }
 
     /// Each window goes with its key in `windows`: its start, or a count window's number.
@@ -139,6 +155,19 @@ extension KeyState {
             for _ in 0..<aggregateCount { aggregates.append(try AggregateState.decode(from: &buffer)) }
             let window = WindowState(startMs: startMs, endMs: endMs, aggregates: aggregates, records: records, closed: closed)
             state.windows[key] = window
+        }
+        if try buffer.readStateByte() == 1 {
+            var filter = KeyFilterState()
+            for _ in 0..<(try buffer.readStateCount()) {
+                let id = try buffer.readStateText()
+                filter.seen[id] = try buffer.readStateInt()
+            }
+            filter.pruneAt = try buffer.readStateCount()
+            filter.throttleStartMs = try buffer.readStateInt()
+            filter.throttlePassed = try buffer.readStateInt()
+            if try buffer.readStateByte() == 1 { filter.lastValue = try buffer.readStateDouble() }
+            filter.lastPassedMs = try buffer.readStateOptionalInt()
+            state.filter = filter
         }
         return state
     }

@@ -95,8 +95,8 @@ struct StreamsDescribeCommand: AsyncParsableCommand {
             }))
         print("")
         let watermark = (metrics["watermark_ms"] as? NSNumber).map { Date(timeIntervalSince1970: $0.doubleValue / 1000).ISO8601Format() } ?? "none yet"
-        print("records in \(metrics.int("records_in")), out \(metrics.int("records_out")), filtered \(metrics.int("filtered")), late \(metrics.int("late")) (dropped \(metrics.int("late_dropped")), aside \(metrics.int("late_to_side_topic")), updates \(metrics.int("late_updates"))), dead-lettered \(metrics.int("dead_lettered"))")
-        print("state: \(metrics.int("keys")) keys, \(metrics.int("open_windows")) open windows, \(metrics.int("state_bytes")) bytes; evictions \(metrics.int("evictions")), new keys dropped \(metrics.int("dropped_new_keys")), pauses \(metrics.int("pauses"))")
+        print("records in \(metrics.int("records_in")), out \(metrics.int("records_out")), filtered \(metrics.int("filtered")), late \(metrics.int("late")) (dropped \(metrics.int("late_dropped")), aside \(metrics.int("late_to_side_topic")), updates \(metrics.int("late_updates"))), dead-lettered \(metrics.int("dead_lettered")), deduplicated \(metrics.int("deduplicated")), throttled \(metrics.int("throttled")), deadbanded \(metrics.int("deadbanded"))")
+        print("state: \(metrics.int("keys")) keys, \(metrics.int("open_windows")) open windows, \(metrics.int("state_bytes")) bytes (at most about \(metrics.int("estimated_max_state_bytes")) by the planner's estimate); evictions \(metrics.int("evictions")), new keys dropped \(metrics.int("dropped_new_keys")), pauses \(metrics.int("pauses"))")
         print("watermark: \(watermark)")
         print("commits \(status.int("commits")) (last \(status["last_commit_ms"] as? NSNumber ?? 0) ms), snapshots \(status.int("snapshots")) (last \(status.int("last_snapshot_bytes")) bytes)")
         print("last recovery: \(recovery.int("commits_replayed")) commits replayed, \(recovery.int("outputs_restored")) outputs restored, \(recovery["ms"] as? NSNumber ?? 0) ms, \(recovery.int("replay_mismatches")) mismatches")
