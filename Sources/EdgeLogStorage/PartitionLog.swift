@@ -254,12 +254,16 @@ public final class PartitionLog: @unchecked Sendable {
             var bytes = try read(from: next, maxBytes: budget)
             guard bytes.readableBytes > 0 else { break }
             budget -= bytes.readableBytes
-            while let size = RecordBatch.frameSize(in: bytes, at: bytes.readerIndex), let slice = bytes.readSlice(length: size) {
+            // Stops decoding once `maxRecords` are in hand: a read of `maxBytes` can hold many
+            // more batches than a small request needs, and each one costs a decompression.
+            while records.count < maxRecords, let size = RecordBatch.frameSize(in: bytes, at: bytes.readerIndex),
+                let slice = bytes.readSlice(length: size)
+            {
                 let batch = try RecordBatch(validating: slice)
                 try batch.verifyChecksum()
                 var iterator = try batch.records(using: compressor)
-                while let record = try iterator.next() {
-                    if record.offset >= next && records.count < maxRecords { records.append(record) }
+                while records.count < maxRecords, let record = try iterator.next() {
+                    if record.offset >= next { records.append(record) }
                 }
                 next = max(next, batch.nextOffset)
             }

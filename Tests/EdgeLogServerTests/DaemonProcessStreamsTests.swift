@@ -227,6 +227,54 @@ struct DaemonProcessStreamsTests {
             outputsRestored: recovered(stderr, "outputs_restored"), stderr: stderr)
     }
 
+    @Test func theCLIManagesProcessorsAndTestsQueriesWithoutADaemon() async throws {
+        let daemon = try DaemonProcess(extraConfig: Self.config())
+        defer { daemon.remove() }
+        try await daemon.start()
+        let server = ["--server", daemon.baseURL]
+        let (created, createdOut, createdErr) = try DaemonProcess.cli(
+            ["streams", "create", "CREATE STREAM hot WITH (KAFKA_TOPIC = 'hot') AS SELECT key FROM sensors WHERE $.t > 90"] + server)
+        #expect(created == 0, "\(createdErr)")
+        #expect(createdOut.contains("created processor hot"))
+        let (bad, _, badErr) = try DaemonProcess.cli(["streams", "create", "CREATE STREAM x AS SELECT FROM sensors"] + server)
+        #expect(bad == 1)
+        #expect(badErr.contains("invalid query: line 1, column 27"), "\(badErr)")
+        let (listed, list, _) = try DaemonProcess.cli(["streams", "list"] + server)
+        #expect(listed == 0)
+        #expect(list.contains("agg") && list.contains("flt") && list.contains("hot"), "\(list)")
+        let (described, description, _) = try DaemonProcess.cli(["streams", "describe", "agg"] + server)
+        #expect(described == 0)
+        #expect(description.contains("agg: RUNNING (defined in file)"), "\(description)")
+        #expect(description.contains("sensors-0"))
+        let (fileDrop, _, fileDropErr) = try DaemonProcess.cli(["streams", "drop", "agg"] + server)
+        #expect(fileDrop != 0)
+        #expect(fileDropErr.contains("defined in the configuration file"))
+        let (dropped, _, _) = try DaemonProcess.cli(["streams", "drop", "hot"] + server)
+        #expect(dropped == 0)
+        try await daemon.stop()
+
+        // `streams test`: a fixture on virtual time, compared with an expected output.
+        let fixture = daemon.directory + "/fixture.ndjson"
+        let expected = daemon.directory + "/expected.ndjson"
+        try """
+            {"key":"a","value":{"t":1},"timestamp":1000}
+            {"key":"a","value":{"t":3},"timestamp":2000}
+            {"key":"b","value":{"t":5},"timestamp":61000}
+            """.write(toFile: fixture, atomically: true, encoding: .utf8)
+        let query = "CREATE STREAM s AS SELECT key, avg($.t) AS m FROM sensors WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY key"
+        let (ran, output, _) = try DaemonProcess.cli(["streams", "test", query, "--input", fixture])
+        #expect(ran == 0)
+        #expect(output.split(separator: "\n").count == 2)
+        try output.write(toFile: expected, atomically: true, encoding: .utf8)
+        let (same, sameOut, _) = try DaemonProcess.cli(["streams", "test", query, "--input", fixture, "--expect", expected])
+        #expect(same == 0)
+        #expect(sameOut.contains("OK: 2 records as expected"))
+        try output.replacingOccurrences(of: #""m":2.0"#, with: #""m":2.5"#).write(toFile: expected, atomically: true, encoding: .utf8)
+        let (differs, differences, _) = try DaemonProcess.cli(["streams", "test", query, "--input", fixture, "--expect", expected])
+        #expect(differs == 1)
+        #expect(differences.contains("line 1"), "\(differences)")
+    }
+
     @Test func fiftyFiveKillsChangeNothingInTheOutput() async throws {
         let daemon = try DaemonProcess(extraConfig: Self.config())
         defer { daemon.remove() }

@@ -39,7 +39,7 @@ extension StreamProcessor {
 
     func aggregate(_ record: StreamRecord, _ timeMs: Int64, groups: [StreamValue], slot existing: Int?, into outputs: inout [StreamOutput]) {
         guard case .aggregate(_, let specs, let window, _, _) = plan.shape else { return }
-        let readings = specs.map { $0.argument?.evaluate(context) ?? .null }
+        let readings = readings(specs)
         let slot = existing ?? store.insert(KeyState(groups: groups, keyText: Self.keyText(groups)))
         var late = false
         var accepted = false
@@ -49,39 +49,67 @@ extension StreamProcessor {
         case .count(let size)?:
             addToCountWindow(slot, timeMs, size: size, readings, specs, into: &outputs)
             accepted = true
+        case .tumbling(let size, _)?:
+            // One window: no list of them made per record.
+            let start = TimeFormat.floor(timeMs, to: size.milliseconds)
+            addToFixedWindow(slot, (start, start &+ size.milliseconds), timeMs, readings, specs, late: &late, accepted: &accepted, into: &outputs)
         default:
             for bounds in fixedWindows(at: timeMs) {
-                let probe = WindowState(startMs: bounds.start, endMs: bounds.end, aggregates: [])
-                let existingWindow = store.slots[slot]!.windows[bounds.start]
-                if closeAt(probe) <= watermarkMs {
-                    // Closed already: late, unless kept for updates.
-                    guard case .update = plan.latePolicy, existingWindow?.closed == true else {
-                        late = true
-                        continue
-                    }
-                    store.update(slot) { $0.windows[bounds.start]!.add(readings, specs, timeMs, sequence) }
-                    metrics.lateUpdates += 1
-                    late = true
-                    accepted = true
-                    emit(slot, start: bounds.start, update: true, into: &outputs)
-                    continue
-                }
-                let isNew = existingWindow == nil
-                store.update(slot) { state in
-                    if isNew {
-                        state.windows[bounds.start] = WindowState(
-                            startMs: bounds.start, endMs: bounds.end, aggregates: specs.map { AggregateState.initial($0.kind) })
-                    }
-                    state.windows[bounds.start]!.add(readings, specs, timeMs, sequence)
-                }
-                if isNew { schedule(slot, start: bounds.start) }
-                accepted = true
-                if plan.emit == .changes { emit(slot, start: bounds.start, into: &outputs) }
+                addToFixedWindow(slot, bounds, timeMs, readings, specs, late: &late, accepted: &accepted, into: &outputs)
             }
         }
         if late { countLate(record, accepted: accepted, into: &outputs) }
         if store.slots[slot]?.windows.isEmpty == true { store.remove(slot) }
         enforceByteBound(keeping: slot, into: &outputs)
+    }
+
+    /// A record into one tumbling or hopping window of its key: late when the window closed
+    /// (unless kept for updates), new windows scheduled to close.
+    func addToFixedWindow(
+        _ slot: Int, _ bounds: (start: Int64, end: Int64), _ timeMs: Int64, _ readings: [StreamValue], _ specs: [AggregateSpec],
+        late: inout Bool, accepted: inout Bool, into outputs: inout [StreamOutput]
+    ) {
+        let probe = WindowState(startMs: bounds.start, endMs: bounds.end, aggregates: [])
+        let existingWindow = store.slots[slot]!.windows[bounds.start]
+        if closeAt(probe) <= watermarkMs {
+            // Closed already: late, unless kept for updates.
+            guard case .update = plan.latePolicy, existingWindow?.closed == true else {
+                late = true
+                return
+            }
+            store.update(slot) { $0.windows[bounds.start]!.add(readings, specs, timeMs, sequence) }
+            metrics.lateUpdates += 1
+            late = true
+            accepted = true
+            emit(slot, start: bounds.start, update: true, into: &outputs)
+            return
+        }
+        let isNew = existingWindow == nil
+        store.update(slot) { state in
+            if isNew {
+                state.windows[bounds.start] = WindowState(
+                    startMs: bounds.start, endMs: bounds.end, aggregates: specs.map { AggregateState.initial($0.kind) })
+            }
+            state.windows[bounds.start]!.add(readings, specs, timeMs, sequence)
+        }
+        if isNew { schedule(slot, start: bounds.start) }
+        accepted = true
+        if plan.emit == .changes { emit(slot, start: bounds.start, into: &outputs) }
+    }
+
+    /// Each aggregate's reading of the current record. An argument shared by several
+    /// aggregates (avg, min, max and last of one field) is evaluated once.
+    func readings(_ specs: [AggregateSpec]) -> [StreamValue] {
+        var readings = [StreamValue](repeating: .null, count: specs.count)
+        for index in specs.indices {
+            guard let argument = specs[index].argument else { continue }
+            if let earlier = plan.argumentSources[index] {
+                readings[index] = readings[earlier]
+            } else {
+                readings[index] = argument.evaluate(context)
+            }
+        }
+        return readings
     }
 
     func countLate(_ record: StreamRecord, accepted: Bool, into outputs: inout [StreamOutput]) {

@@ -137,6 +137,11 @@ extension ProcessorPlan {
             maxStateBytes: try count(properties["MAX_STATE_BYTES"], "MAX_STATE_BYTES") ?? defaultMaxStateBytes,
             onStateFull: onStateFull)
         plan.keyFilters = keyFilters
+        if case .aggregate(_, let aggregates, _, _, _) = shape {
+            plan.argumentSources = aggregates.indices.map { index in
+                aggregates[..<index].firstIndex { $0.argument != nil && $0.argument == aggregates[index].argument }
+            }
+        }
         plan.estimatedKeyBytes = plan.estimateKeyBytes()
         return plan
     }

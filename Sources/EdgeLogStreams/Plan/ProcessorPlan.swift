@@ -57,6 +57,8 @@ public struct ProcessorPlan: Sendable {
     var shape: Shape
     var filter: CompiledExpression?
     var keyFilters: KeyFilters?
+    /// For each aggregate, an earlier one with the same argument (evaluated once per record).
+    var argumentSources: [Int?] = []
     var timestampBy: CompiledExpression?
     public var outOfOrderMs: Int64
     public var graceMs: Int64

@@ -16,6 +16,8 @@ extension ProcessorRunner {
     func group(_ outputs: [StreamOutput]) throws -> [OutputGroup] {
         var groups: [OutputGroup] = []
         var index: [String: [Int32: Int]] = [:]
+        // Looked up once per commit, not once per record (a lookup takes the manager's lock).
+        var topics: [String: Topic] = [:]
         for output in outputs {
             let topicName: String
             switch output.destination {
@@ -25,7 +27,13 @@ extension ProcessorRunner {
                 guard case .sideTopic(let side) = plan.latePolicy else { continue }
                 topicName = side
             }
-            let topic = try ensureTopic(topicName)
+            let topic: Topic
+            if let known = topics[topicName] {
+                topic = known
+            } else {
+                topic = try ensureTopic(topicName)
+                topics[topicName] = topic
+            }
             let key = output.key.map { ByteBuffer(bytes: $0) }
             let value = output.value.map { ByteBuffer(bytes: $0) }
             let partition =
@@ -66,6 +74,14 @@ extension ProcessorRunner {
             $0.commits += 1
             $0.lastCommitMs = Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000
         }
+    }
+
+    /// Commits the steps since the last commit, with no outputs.
+    func commitSteps(wallClockMs: Int64) async throws {
+        guard let commitLog else { throw StorageError.closed }
+        let commit = ProcessorCommit(steps: pendingSteps, outputs: [])
+        _ = try await commitLog.append([Record(timestamp: wallClockMs, value: commit.encoded())])
+        pendingSteps = []
     }
 
     /// Appends every group at once (one fsync per partition, side by side) and waits for all.

@@ -34,6 +34,7 @@ extension ProcessorRunner {
                 }
                 next = record.offset + 1
             }
+            if paused { pausedInputs.insert(input) } else { pausedInputs.remove(input) }
             if next > from {
                 pendingSteps.append(.records(topic: input.topic, partition: input.partition, from: from, to: next, wallClockMs: now))
                 positions[input] = next
@@ -43,7 +44,12 @@ extension ProcessorRunner {
             }
             if (records.isEmpty || paused) && markIdleIfDue(input, now: now, into: &outputs) { happened = true }
         }
-        if !outputs.isEmpty { try await commit(outputs, wallClockMs: now) }
+        if !outputs.isEmpty {
+            try await commit(outputs, wallClockMs: now)
+        } else if pendingSteps.count >= Self.maxPendingSteps {
+            // Steps alone, so that no commit record outgrows a batch.
+            try await commitSteps(wallClockMs: now)
+        }
         return happened
     }
 
@@ -65,7 +71,7 @@ extension ProcessorRunner {
     /// idle mark is due).
     func waitForInput() async {
         var waits: [(log: PartitionLog, offset: Int64)] = []
-        for input in inputs {
+        for input in inputs where !pausedInputs.contains(input) {
             guard let log = try? manager.partition(topic: input.topic, input.partition) else { continue }
             waits.append((log, positions[input] ?? log.logEndOffset))
         }
@@ -73,6 +79,10 @@ extension ProcessorRunner {
         if plan.idleTimeoutMs < timeout { timeout = max(10, plan.idleTimeoutMs / 2) }
         await PartitionLog.waitForAny(waits, timeout: .milliseconds(timeout))
     }
+
+    /// Steps held before they are committed without outputs: about 60 bytes each, so a commit
+    /// record stays far below a batch's limit.
+    static let maxPendingSteps = 4096
 
     static func streamRecord(_ record: Record, _ input: StreamProcessor.InputPartition) -> StreamRecord {
         StreamRecord(

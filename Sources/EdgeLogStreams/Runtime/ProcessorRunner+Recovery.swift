@@ -19,6 +19,7 @@ extension ProcessorRunner {
         self.commitLog = commitLog
         processor = StreamProcessor(plan: plan)
         pendingSteps = []
+        pausedInputs = []
         inputs = []
         positions = [:]
         lastInputMs = [:]
@@ -174,11 +175,7 @@ extension ProcessorRunner {
     /// previous snapshot, or from nothing, comes to the same state.
     func writeSnapshot() async throws {
         guard let commitLog else { return }
-        if !pendingSteps.isEmpty {
-            let commit = ProcessorCommit(steps: pendingSteps, outputs: [])
-            _ = try await commitLog.append([Record(timestamp: wallClock(), value: commit.encoded())])
-            pendingSteps = []
-        }
+        if !pendingSteps.isEmpty { try await commitSteps(wallClockMs: wallClock()) }
         let positions = inputs.map { ProcessorSnapshot.Position(topic: $0.topic, partition: $0.partition, nextOffset: self.positions[$0] ?? 0) }
         let snapshot = ProcessorSnapshot(
             query: plan.query, nextCommitOffset: commitLog.logEndOffset, positions: positions, state: processor.encodeState())
@@ -188,7 +185,9 @@ extension ProcessorRunner {
         try FileSystem.writeAtomically(bytes, to: snapshotPath)
         pendingSteps = []
         recordsSinceSnapshot = 0
-        lastSnapshotMs = wallClock()
+        // When to snapshot is not part of the output, so it follows real time, not the
+        // (possibly virtual) wall clock the processor is given.
+        lastSnapshotAt = .now
         shared.withLock {
             $0.snapshots += 1
             $0.lastSnapshotBytes = bytes.readableBytes
@@ -197,8 +196,7 @@ extension ProcessorRunner {
 
     /// A snapshot when enough has happened since the last one (see `Tuning`).
     func maybeSnapshot(force: Bool) async throws {
-        let now = wallClock()
-        let elapsed = now - lastSnapshotMs
+        let elapsed = Int64((ContinuousClock.now - lastSnapshotAt) / .milliseconds(1))
         let due =
             force
             ? !pendingSteps.isEmpty || recordsSinceSnapshot > 0

@@ -69,8 +69,11 @@ public final class ProcessorRunner: @unchecked Sendable {
     var lastInputMs: [StreamProcessor.InputPartition: Int64] = [:]
     var lastIdleMarkMs: [StreamProcessor.InputPartition: Int64] = [:]
     var pendingSteps: [ProcessorCommit.Step] = []
+    /// Inputs stopped at the state bound (ON_STATE_FULL = 'pause'): not waited on, since
+    /// their next record is there already.
+    var pausedInputs: Set<StreamProcessor.InputPartition> = []
     var recordsSinceSnapshot: Int64 = 0
-    var lastSnapshotMs: Int64 = 0
+    var lastSnapshotAt = ContinuousClock.now
     var commitLog: PartitionLog?
 
     let shared = Mutex(ProcessorStatus())

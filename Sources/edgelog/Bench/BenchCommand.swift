@@ -11,7 +11,7 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "Benchmarks, each against a reference measured in the same run (see BENCHMARKS.md).",
         subcommands: [
             StorageBenchCommand.self, IngestBenchCommand.self, ReplicationBenchCommand.self, KafkaBenchCommand.self,
-            FetchIdleBenchCommand.self,
+            FetchIdleBenchCommand.self, StreamsBenchCommand.self,
         ],
         defaultSubcommand: StorageBenchCommand.self)
 }
