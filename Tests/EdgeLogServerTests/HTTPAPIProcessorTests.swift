@@ -95,20 +95,18 @@ import Testing
             ]
             for (query, status, code) in cases {
                 let body = try JSONSerialization.data(withJSONObject: query.map { ["query": $0] } ?? ["other": 1])
-                try await client.execute(uri: "/v1/processors", method: .post, headers: Self.jsonType, body: ByteBuffer(bytes: body)) { response in
-                    #expect(response.status == status, "\(query ?? "no query")")
-                    #expect(try Self.object(response)["error"] as? String == code, "\(query ?? "no query")")
-                }
+                let response = try await client.execute(uri: "/v1/processors", method: .post, headers: Self.jsonType, body: ByteBuffer(bytes: body)) { $0 }
+                #expect(response.status == status, "\(query ?? "no query")")
+                #expect(try Self.object(response)["error"] as? String == code, "\(query ?? "no query")")
             }
             try await client.execute(uri: "/v1/processors", method: .post, headers: Self.jsonType, body: ByteBuffer(string: "{not json")) {
                 #expect($0.status == .badRequest)
             }
             try await client.execute(uri: "/v1/processors/nope", method: .get) { #expect($0.status == .notFound) }
             try await client.execute(uri: "/v1/processors/nope", method: .delete) { #expect($0.status == .notFound) }
-            try await client.execute(uri: "/v1/processors/from_file", method: .delete) { response in
-                #expect(response.status == .conflict)
-                #expect(try Self.object(response)["error"] as? String == "defined_in_file")
-            }
+            let fileDrop = try await client.execute(uri: "/v1/processors/from_file", method: .delete) { $0 }
+            #expect(fileDrop.status == .conflict)
+            #expect(try Self.object(fileDrop)["error"] as? String == "defined_in_file")
         }
     }
 
@@ -125,10 +123,9 @@ import Testing
                 #expect(lines.first?.contains(#""n":2"#) == true)
             }
             let bad = try JSONSerialization.data(withJSONObject: ["query": "CREATE STREAM s AS SELECT key FROM sensors", "input": "[1]"])
-            try await client.execute(uri: "/v1/processors/test", method: .post, headers: Self.jsonType, body: ByteBuffer(bytes: bad)) { response in
-                #expect(response.status == .badRequest)
-                #expect(try Self.object(response)["error"] as? String == "invalid_fixture")
-            }
+            let refused = try await client.execute(uri: "/v1/processors/test", method: .post, headers: Self.jsonType, body: ByteBuffer(bytes: bad)) { $0 }
+            #expect(refused.status == .badRequest)
+            #expect(try Self.object(refused)["error"] as? String == "invalid_fixture")
         }
     }
 }
