@@ -92,6 +92,8 @@ import Testing
                 ("CREATE STREAM from_file AS SELECT key FROM sensors", .conflict, "processor_exists"),
                 ("CREATE STREAM loop WITH (KAFKA_TOPIC = 'sensors') AS SELECT key FROM sensors", .badRequest, "invalid_query"),
                 (nil, .badRequest, "missing_query"),
+                (#"CREATE STREAM ".." AS SELECT key FROM sensors"#, .badRequest, "invalid_name"),
+                (#"CREATE STREAM "a/b" AS SELECT key FROM sensors"#, .badRequest, "invalid_name"),
             ]
             for (query, status, code) in cases {
                 let body = try JSONSerialization.data(withJSONObject: query.map { ["query": $0] } ?? ["other": 1])

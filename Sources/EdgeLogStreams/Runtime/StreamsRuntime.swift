@@ -70,8 +70,11 @@ public final class StreamsRuntime: Service, Sendable {
         if let expectedName, expectedName != plan.name {
             throw StreamsRuntimeError(.badRequest, "name_mismatch", "the processor is named '\(expectedName)' but its query creates '\(plan.name)'")
         }
-        do throws(StorageError) { try Topic.validate(name: ProcessorRunner.commitTopic(for: plan.name)) } catch {
-            throw StreamsRuntimeError(.badRequest, "invalid_name", "'\(plan.name)' cannot name a processor: \(error)")
+        // The name is a directory under <data>/.streams and part of a topic name: letters,
+        // digits, '_' and '-' only (a quoted name could otherwise say '..').
+        let allowed = plan.name.unicodeScalars.allSatisfy { ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) || $0 == "_" || $0 == "-" }
+        guard !plan.name.isEmpty, plan.name.utf8.count <= 200, allowed else {
+            throw StreamsRuntimeError(.badRequest, "invalid_name", "'\(plan.name)' cannot name a processor: use letters, digits, '_' and '-'")
         }
         guard !plan.inputs.contains(where: plan.outputTopics.contains) else {
             throw StreamsRuntimeError(.badRequest, "output_is_input", "a processor cannot write to a topic it reads")
