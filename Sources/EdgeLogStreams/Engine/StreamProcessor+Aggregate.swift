@@ -246,7 +246,7 @@ extension StreamProcessor {
         if partial { headers.append(.init(key: "edgelog-partial", value: Array("true".utf8))) }
         if update { headers.append(.init(key: "edgelog-late-update", value: Array("true".utf8))) }
         outputs.append(StreamOutput(
-            destination: .output, key: Array(key.utf8), value: Array(writer.text.utf8),
+            destination: .output, key: Array(key.utf8), value: writer.bytes,
             timestampMs: windowed ? result.startMs : context.eventTimeMs, headers: headers))
         metrics.recordsOut += 1
     }

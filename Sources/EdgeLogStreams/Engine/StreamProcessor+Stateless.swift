@@ -30,6 +30,6 @@ extension StreamProcessor {
         }
         var writer = StreamJSONWriter()
         writer.object(fields)
-        return StreamOutput(destination: .output, key: key, value: Array(writer.text.utf8), timestampMs: eventTimeMs, headers: record.headers)
+        return StreamOutput(destination: .output, key: key, value: writer.bytes, timestampMs: eventTimeMs, headers: record.headers)
     }
 }

@@ -26,6 +26,11 @@ struct StreamsBenchCommand: AsyncParsableCommand {
     @Option(help: "Megabytes of input (100-byte readings of 10,000 keys) under the restart run.")
     var restartMegabytes = 1024
 
+    @Option(help: "Run one benchmark only: downsample, filter, keys or restart.")
+    var only: String?
+
+    func runs(_ name: String) -> Bool { only == nil || only == name }
+
     static let downsample = """
         CREATE STREAM per_minute WITH (OUT_OF_ORDER = '1 SECOND', IDLE_TIMEOUT = '1 HOUR') AS
         SELECT key AS device, avg($.temp_c) AS avg_t, min($.temp_c) AS min_t, max($.temp_c) AS max_t, count(*) AS n, last($.temp_c) AS last_t
@@ -40,7 +45,7 @@ struct StreamsBenchCommand: AsyncParsableCommand {
         let mb = 1_048_576.0
 
         // Downsampling: 10,000 keys, 5 readings/s each, 60 s windows with 10 s grace.
-        do {
+        if runs("downsample") {
             let manager = try bench.manager("downsample")
             defer { manager.close() }
             let records = 10_000 * 5 * seconds
@@ -60,7 +65,7 @@ struct StreamsBenchCommand: AsyncParsableCommand {
         }
 
         // Stateless filter and projection against the log's own read-then-append.
-        do {
+        if runs("filter") {
             let manager = try bench.manager("filter")
             defer { manager.close() }
             _ = try bench.fill(manager, topic: "readings", count: filterRecords, keys: 1_000, perKeyPerSecond: 5)
@@ -75,7 +80,7 @@ struct StreamsBenchCommand: AsyncParsableCommand {
         }
 
         // A million new keys within a minute against a 50,000-key bound.
-        do {
+        if runs("keys") {
             let manager = try bench.manager("keys")
             defer { manager.close() }
             _ = try bench.fill(manager, topic: "readings", count: newKeys, keys: newKeys, perKeyPerSecond: max(1, newKeys / 60 / newKeys))
@@ -98,7 +103,7 @@ struct StreamsBenchCommand: AsyncParsableCommand {
         // Restart: 10,000 keys of state over a large input. The first run processes it all
         // and then dies as a crash would leave it: the final snapshot half written, so the
         // restart has the last periodic snapshot and the commits since to replay.
-        do {
+        if runs("restart") {
             let manager = try bench.manager("restart")
             defer { manager.close() }
             let records = restartMegabytes * 1_000_000 / 100
