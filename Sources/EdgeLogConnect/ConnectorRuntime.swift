@@ -117,7 +117,7 @@ public final class ConnectorRuntime: Service, Sendable {
     }
 
     func instance(_ name: String) throws(ConnectorRuntimeError) -> ConnectorInstance {
-        guard let instance = registry.withLock({ $0.instances[name] }) else { throw .notFound(name) }
+        guard let instance = registry.withLock({ $0.instances[name] }) else { throw .connectorNotFound(name) }
         return instance
     }
 

@@ -61,10 +61,6 @@ extension HTTPAPI {
         }
     }
 
-    static func apiError(_ error: StreamsRuntimeError) -> APIError {
-        APIError(HTTPResponse.Status(code: error.status.rawValue), error.code, error.message)
-    }
-
     static func write(_ status: ProcessorStatus, origin: StreamsRuntime.Origin, _ json: inout JSONWriter) {
         json.beginObject()
         json.field("name", status.name)

@@ -117,7 +117,7 @@ public final class StreamsRuntime: Service, Sendable {
     }
 
     public func status(_ name: String) throws(StreamsRuntimeError) -> (status: ProcessorStatus, origin: Origin) {
-        guard let entry = registry.withLock({ $0.entries[name] }) else { throw .notFound(name) }
+        guard let entry = registry.withLock({ $0.entries[name] }) else { throw .processorNotFound(name) }
         return (entry.runner.status, entry.origin)
     }
 
@@ -147,7 +147,7 @@ public final class StreamsRuntime: Service, Sendable {
     /// commit topic. Its output topics stay, with what it wrote.
     public func drop(_ name: String) async throws {
         let entry = try registry.withLock { registry throws(StreamsRuntimeError) -> Entry in
-            guard let entry = registry.entries[name] else { throw .notFound(name) }
+            guard let entry = registry.entries[name] else { throw .processorNotFound(name) }
             guard entry.origin == .api else {
                 throw StreamsRuntimeError(.conflict, "defined_in_file", "processor '\(name)' is defined in the configuration file; remove it there")
             }
@@ -194,25 +194,8 @@ public final class StreamsRuntime: Service, Sendable {
 }
 
 /// A refused processor operation, with the HTTP status the API answers and a stable code.
-public struct StreamsRuntimeError: Error, Sendable, CustomStringConvertible {
-    public enum Status: Int, Sendable {
-        case badRequest = 400
-        case notFound = 404
-        case conflict = 409
-        case unavailable = 503
-    }
+public typealias StreamsRuntimeError = RuntimeRefusal
 
-    public var status: Status
-    public var code: String
-    public var message: String
-
-    public init(_ status: Status, _ code: String, _ message: String) {
-        self.status = status
-        self.code = code
-        self.message = message
-    }
-
-    public var description: String { message }
-
-    static func notFound(_ name: String) -> Self { .init(.notFound, "processor_not_found", "no processor named '\(name)'") }
+extension RuntimeRefusal {
+    static func processorNotFound(_ name: String) -> Self { .init(.notFound, "processor_not_found", "no processor named '\(name)'") }
 }
