@@ -72,7 +72,11 @@ public struct ProcessorPlan: Sendable {
     /// each aggregate at its own bound), and so of the whole state under MAX_KEYS, capped by
     /// MAX_STATE_BYTES: what `edgelog streams describe` shows before any record is read.
     public var estimatedKeyBytes = 0
-    public var estimatedStateBytes: Int { isStateless && keyFilters == nil ? 0 : min(maxStateBytes, maxKeys.multipliedReportingOverflow(by: estimatedKeyBytes).partialValue) }
+    public var estimatedStateBytes: Int {
+        // A stateless query without per-key filters estimates 0 bytes per key, so 0 in all.
+        let (total, overflow) = maxKeys.multipliedReportingOverflow(by: estimatedKeyBytes)
+        return overflow ? maxStateBytes : min(maxStateBytes, total)
+    }
 
     public var isWindowed: Bool {
         if case .aggregate(_, _, let window, _, _) = shape { return window != nil }

@@ -72,7 +72,7 @@ extension ProcessorRunner {
         let elapsed = ContinuousClock.now - started
         shared.withLock {
             $0.commits += 1
-            $0.lastCommitMs = Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000
+            $0.lastCommitMs = elapsed / .milliseconds(1)
         }
     }
 

@@ -63,7 +63,7 @@ extension ProcessorRunner {
         for input in inputs { lastInputMs[input] = now }
         try await writeSnapshot()
         let elapsed = ContinuousClock.now - started
-        let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        let milliseconds = elapsed / .milliseconds(1)
         shared.withLock {
             $0.replayedCommits = replayed
             $0.restoredOutputs = restored
